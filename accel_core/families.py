@@ -1,0 +1,94 @@
+"""The one table of which model families each technique supports, and how it hooks them.
+
+A family is recognised by the class name of the model's ComfyUI config (``comfy.supported_models.*``), which is
+what ComfyUI itself detected from the weights. Only configs we test are listed: a subclass we have not tried (for
+example Flux2) is rejected with a clear error instead of being patched blindly. This module never imports ComfyUI.
+"""
+
+# family id -> (display name, config class names, tokens: "video" | "image")
+FAMILIES = {
+    "wan": ("WAN 2.1 / 2.2", ("WAN21_T2V", "WAN21_I2V", "WAN21_FunControl2V", "WAN21_Vace", "WAN22_T2V"), "video"),
+    "hunyuan_video": ("HunyuanVideo", ("HunyuanVideo", "HunyuanVideoI2V", "HunyuanVideoSkyreelsI2V"), "video"),
+    "ltxv": ("LTX-Video", ("LTXV",), "video"),
+    "mochi": ("Mochi", ("GenmoMochi",), "video"),
+    "flux": ("Flux / Chroma", ("Flux", "FluxInpaint", "FluxSchnell", "Chroma"), "image"),
+    "qwen_image": ("Qwen-Image", ("QwenImage",), "image"),
+    "sd15": ("SD 1.5", ("SD15",), "image"),
+    "sdxl": ("SDXL", ("SDXL", "SDXLRefiner"), "image"),
+    "svd": ("Stable Video Diffusion", ("SVD_img2vid",), "video"),
+}
+
+_DIT_BLOCKS = 'patches_replace["dit"] block replacement'
+
+# technique -> family -> how the node hooks that family
+SUPPORT = {
+    "attention_backend": {
+        f: "optimized_attention_override" for f in FAMILIES
+    },
+    "adacache": {
+        "wan": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+        "hunyuan_video": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+        "ltxv": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+        "mochi": f"{_DIT_BLOCKS} only (Mochi calls no DIFFUSION_MODEL wrapper)",
+        "flux": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+        "qwen_image": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+    },
+    "token_prune": {
+        "sd15": "object patch on each SpatialTransformer",
+        "sdxl": "object patch on each SpatialTransformer",
+        "flux": f"{_DIT_BLOCKS} over a block range",
+        "wan": f"{_DIT_BLOCKS} over a block range",
+    },
+    "temporal_prune": {
+        "svd": "object patch on each time_stack attention module",
+        "wan": "optimized_attention_override on joint self-attention heads",
+        "hunyuan_video": "optimized_attention_override on joint self-attention heads",
+        "ltxv": "optimized_attention_override on joint self-attention heads",
+        "mochi": "optimized_attention_override on joint self-attention heads",
+    },
+    "local_window": {
+        "wan": "optimized_attention_override in a block and step range",
+        "hunyuan_video": "optimized_attention_override in a block and step range",
+        "ltxv": "optimized_attention_override in a block and step range",
+        "mochi": "optimized_attention_override in a block and step range",
+    },
+    "motion_transfer": {
+        "wan": "GUIDER with a truncated forward through the model's own blocks",
+    },
+}
+
+
+class UnsupportedModelError(ValueError):
+    """Raised when a technique is asked to patch a model family it does not support."""
+
+
+def _config_name(model):
+    config = getattr(model, "model_config", None)
+    return type(config).__name__ if config is not None else type(model).__name__
+
+
+def family_of(model):
+    """Family id of a ComfyUI BaseModel (by its detected config class), or None if not in the table."""
+    name = _config_name(model)
+    for family, (_, config_names, _) in FAMILIES.items():
+        if name in config_names:
+            return family
+    return None
+
+
+def supported_families(technique):
+    return [FAMILIES[f][0] for f in SUPPORT[technique]]
+
+
+def require_family(technique, model):
+    """The family id of ``model`` if ``technique`` supports it; otherwise an error naming what is supported."""
+    family = family_of(model)
+    if family not in SUPPORT[technique]:
+        raise UnsupportedModelError(
+            f"{technique}: model '{_config_name(model)}' is not supported; supported families: "
+            + ", ".join(supported_families(technique)))
+    return family
+
+
+def is_video(family):
+    return FAMILIES[family][2] == "video"

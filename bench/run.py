@@ -1,0 +1,179 @@
+"""FreeAccel headless runner and benchmark (run from the pack folder with ComfyUI's Python).
+
+    python -m bench.run --workflow workflows/wan21_t2v_adacache.json          # run a bundled workflow (real weights)
+    python -m bench.run --workflow workflows/wan21_t2v_adacache.json --tiny   # same graph with tiny random models
+    python -m bench.run --bench --tiny                                        # every technique's variants vs baseline
+    python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
+
+ComfyUI comes from --comfyui, $COMFYUI_PATH, or the ComfyUI this pack is installed in (``../..``). Tiny runs use their
+own ComfyUI base directory (bench/runtime) so nothing is written into the user's model folders.
+"""
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+
+from . import benchmark
+from .comfy_env import PACK_ROOT, boot, find_comfyui
+
+log = logging.getLogger("freeaccel.bench")
+
+# technique -> bench module (bench/variants_<name>.py); each module gives FAMILIES, STEPS and variants(family),
+# optionally FRAMES (latent frames for video families) and CFG.
+TECHNIQUES = {
+    "attention_backend": "variants_attention",
+    "adacache": "variants_adacache",
+    "token_prune": "variants_token_prune",
+    "temporal_prune": "variants_temporal_prune",
+    "local_window": "variants_motion",
+}
+VIDEO_FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "svd")
+TINY_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")
+DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
+    parser.add_argument("--workflow", help="a UI-format workflow JSON (e.g. one in workflows/)")
+    parser.add_argument("--bench", action="store_true", help="benchmark instead of a single run")
+    parser.add_argument("--tiny", action="store_true", help="tiny random-weight models (no downloads needed)")
+    parser.add_argument("--techniques", default=",".join(TECHNIQUES),
+                        help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
+    parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: each technique's own)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median is reported)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for bench.json and bench.png")
+    parser.add_argument("--verbose", action="store_true", help="show ComfyUI's and the techniques' logs")
+    args = parser.parse_args(argv)
+    if not args.bench and not args.workflow:
+        parser.error("give --workflow, --bench, or both")
+    return args
+
+
+def start(args):
+    comfy_path = find_comfyui(args.comfyui)
+    if comfy_path is None:
+        raise SystemExit("No ComfyUI found: pass --comfyui PATH, set COMFYUI_PATH, or run this from "
+                         "<ComfyUI>/custom_nodes/<this pack>.")
+    base_dir = TINY_RUNTIME if args.tiny else comfy_path
+    runtime = boot(comfy_path, base_dir)
+    from . import tiny_nodes
+    tiny_nodes.register()
+    return runtime
+
+
+def load_prompt(path):
+    import nodes
+    from .workflow import node_schemas_from_comfy, validate_workflow, workflow_to_prompt
+    with open(path) as f:
+        ui = json.load(f)
+    schemas = node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS)
+    errors = validate_workflow(ui, schemas)
+    if errors:
+        raise SystemExit(f"{path} is not a valid workflow:\n  " + "\n  ".join(errors))
+    return workflow_to_prompt(ui, schemas)
+
+
+def run_workflow(runtime, args):
+    prompt = load_prompt(args.workflow)
+    if args.tiny:
+        from .tiny_workflow import tiny_prompt
+        prompt = tiny_prompt(prompt, runtime.base_dir)
+    start_time = time.perf_counter()
+    outputs = runtime.execute(prompt)
+    elapsed = time.perf_counter() - start_time
+    print(f"{args.workflow}: executed {len(prompt)} nodes in {elapsed:.2f} s")
+    for node_id, ui in outputs.items():
+        for kind, items in ui.items():
+            names = [item.get("filename", item) if isinstance(item, dict) else item for item in items]
+            print(f"  node {node_id} {kind}: {names}")
+    return outputs
+
+
+def _tiny_cases(args):
+    """(technique, module, family) triples selected by --techniques / --families."""
+    wanted_families = {f for f in args.families.split(",") if f}
+    for technique in [t for t in args.techniques.split(",") if t]:
+        if technique not in TECHNIQUES:
+            raise SystemExit(f"unknown technique {technique!r}; known: {', '.join(TECHNIQUES)}")
+        module = importlib.import_module(f".{TECHNIQUES[technique]}", __package__)
+        for family in module.FAMILIES:
+            if not wanted_families or family in wanted_families:
+                yield technique, module, family
+
+
+def bench_tiny(args):
+    from tqdm import tqdm
+    from . import tiny_models
+
+    selected = list(_tiny_cases(args))
+    if not selected:
+        raise SystemExit("nothing selected to benchmark")
+    cases = []
+    for technique, module, family in selected:
+        steps = args.steps or module.STEPS
+        frames = getattr(module, "FRAMES", None)
+        case = tiny_models.build(family, **({"frames": frames} if frames and family in VIDEO_FAMILIES else {}))
+        cfg = getattr(module, "CFG", 3.0)
+        variants = [(benchmark.BASELINE, case.patcher)]
+        variants += [(name, apply(case.patcher)) for name, apply in module.variants(family)]
+
+        def sample_fn(model, case=case, steps=steps, cfg=cfg):
+            return tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=0)
+
+        title = f"{technique} on tiny {family}: {steps} steps, cfg {cfg}, latent {tuple(case.latent.shape)}"
+        with tqdm(total=len(variants) * (args.repeats + 1), desc=f"{technique}/{family}", leave=False) as bar:
+            results = benchmark.run_variants(sample_fn, variants, repeats=args.repeats, progress=bar)
+        print(benchmark.format_table(title, results) + "\n", flush=True)
+        cases.append({"title": title, "technique": technique, "family": family, "steps": steps, "cfg": cfg,
+                      "latent_shape": list(case.latent.shape), "results": results})
+    return cases
+
+
+def bench_workflow(runtime, args):
+    from tqdm import tqdm
+    from .workflow_bench import WorkflowBench
+
+    workflow_bench = WorkflowBench(runtime, load_prompt(args.workflow))
+    variants = workflow_bench.variants()
+    title = f"{os.path.basename(args.workflow)} (real weights): FreeAccel nodes as given vs bypassed"
+    with tqdm(total=len(variants) * (args.repeats + 1), desc="workflow", leave=False) as bar:
+        results = benchmark.run_variants(workflow_bench.sample, variants, repeats=args.repeats,
+                                         decode_fn=workflow_bench.decode_fn(), progress=bar)
+    print(benchmark.format_table(title, results) + "\n", flush=True)
+    return [{"title": title, "workflow": args.workflow, "results": results}]
+
+
+def write_report(cases, args):
+    os.makedirs(args.out, exist_ok=True)
+    json_path = os.path.join(args.out, "bench.json")
+    png_path = os.path.join(args.out, "bench.png")
+    payload = {"command": "python -m bench.run " + " ".join(sys.argv[1:]), "repeats": args.repeats,
+               "cases": [dict(case, results=[r.as_json() for r in case["results"]]) for case in cases]}
+    with open(json_path, "w") as f:
+        json.dump(payload, f, indent=2)
+    benchmark.plot(cases, png_path)
+    print(f"wrote {json_path} and {png_path}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    runtime = start(args)
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    if not args.bench:
+        run_workflow(runtime, args)
+        return 0
+    cases = bench_workflow(runtime, args) if args.workflow else bench_tiny(args)
+    write_report(cases, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

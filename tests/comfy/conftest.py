@@ -1,0 +1,38 @@
+"""Tests that run against a real ComfyUI checkout, booted once per session with the pack loaded by ComfyUI's loader.
+
+ComfyUI is found through $COMFYUI_PATH (or the checkout this pack sits in, as custom_nodes/<pack>); without one
+every test here is skipped with the reason. Test modules must not import ComfyUI or ``bench.tiny_models`` at import
+time: take the ``comfy_rt`` / ``tiny`` fixtures (``bench`` itself is importable: tests/conftest.py appends the repo
+root to sys.path).
+"""
+import pytest
+
+from bench import comfy_env
+
+NO_COMFYUI = ("no ComfyUI checkout: set COMFYUI_PATH to a ComfyUI checkout (or install this pack as "
+              "<ComfyUI>/custom_nodes/<pack>) to run tests/comfy")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def comfy_rt(tmp_path_factory):
+    try:
+        comfy_path = comfy_env.find_comfyui()
+    except ValueError as exc:  # COMFYUI_PATH set but wrong: a misconfigured run must fail, not skip
+        pytest.fail(str(exc), pytrace=False)
+    if comfy_path is None:
+        pytest.skip(NO_COMFYUI)
+    runtime = comfy_env.boot(comfy_path, str(tmp_path_factory.mktemp("comfy_base")))
+    import torch
+    # The tiny models gain nothing from intra-op threads, and on a shared CPU the OpenMP spin-waits of a second
+    # thread can cost ten times the work itself.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield runtime
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny(comfy_rt):
+    """The bench.tiny_models module (imports ComfyUI, hence only after boot)."""
+    from bench import tiny_models
+    return tiny_models

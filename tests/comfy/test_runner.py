@@ -1,0 +1,105 @@
+"""The headless runner and the bench framework, on tiny models inside the session's ComfyUI."""
+import json
+import math
+
+import pytest
+import torch
+
+from bench import run, tiny_workflow
+from bench.make_workflow import Workflow
+from bench.workflow import node_schemas_from_comfy
+
+
+@pytest.fixture(scope="module")
+def tiny_nodes(comfy_rt):
+    from bench import tiny_nodes  # imports ComfyUI's API: only after boot
+    tiny_nodes.register()
+    return tiny_nodes
+
+
+@pytest.fixture(scope="module")
+def bench_nodes(comfy_rt, tiny_nodes):
+    return comfy_rt
+
+
+def test_tiny_bench_writes_table_json_and_png(bench_nodes, tmp_path, capsys):
+    args = run.parse_args(["--bench", "--tiny", "--techniques", "attention_backend", "--families", "wan21",
+                           "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
+    cases = run.bench_tiny(args)
+    run.write_report(cases, args)
+    table = capsys.readouterr().out
+    assert "attention_backend on tiny wan21" in table and "AttentionBackend sdpa" in table
+    report = json.loads((tmp_path / "bench.json").read_text())
+    (case,) = report["cases"]
+    names = [r["name"] for r in case["results"]]
+    assert names == ["baseline", "AttentionBackend sdpa", "AttentionBackend flex", "AttentionBackend auto"]
+    baseline = case["results"][0]
+    assert baseline["psnr_latent"] == "inf" and baseline["speedup"] == 1.0 and baseline["gflops"] > 0
+    for result in case["results"][1:]:
+        assert result["psnr_latent"] == "inf" or result["psnr_latent"] > 60  # same maths, another kernel
+        if result["gflops"] is None:  # torch's FLOP counter cannot trace flex attention
+            assert result["name"].endswith("flex") and "FLOPs not countable" in result["log"][-1]
+        else:
+            assert math.isclose(result["gflops"], baseline["gflops"], rel_tol=1e-6)
+    assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+def _wan_workflow(schemas):
+    wf = Workflow(schemas)
+    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
+    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    backend = wf.add("FreeAccel_AttentionBackend", backend="sdpa")
+    positive = wf.add("CLIPTextEncode", text="a red ball rolls")
+    negative = wf.add("CLIPTextEncode", text="")
+    latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33)
+    sampler = wf.add("KSampler", steps=2, cfg=4.0)
+    decode = wf.add("VAEDecode")
+    save = wf.add("SaveAnimatedWEBP", filename_prefix="freeaccel_test")
+    wf.link(unet, 0, backend, "model")
+    wf.link(clip, 0, positive, "clip")
+    wf.link(clip, 0, negative, "clip")
+    wf.link(backend, 0, sampler, "model")
+    wf.link(positive, 0, sampler, "positive")
+    wf.link(negative, 0, sampler, "negative")
+    wf.link(latent, 0, sampler, "latent_image")
+    wf.link(sampler, 0, decode, "samples")
+    wf.link(vae, 0, decode, "vae")
+    wf.link(decode, 0, save, "images")
+    return wf.to_ui()
+
+
+def test_tiny_workflow_run_goes_through_the_real_executor(bench_nodes, tmp_path):
+    import nodes
+    path = tmp_path / "wan.json"
+    path.write_text(json.dumps(_wan_workflow(node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS))))
+    args = run.parse_args(["--workflow", str(path), "--tiny"])
+    outputs = run.run_workflow(bench_nodes, args)
+    (saved,) = [ui for ui in outputs.values() if "images" in ui]
+    assert saved["images"][0]["filename"].startswith("freeaccel_test")
+
+
+def test_tiny_prompt_rewrite(bench_nodes):
+    import nodes
+    from bench.workflow import workflow_to_prompt
+    schemas = node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS)
+    prompt = tiny_workflow.tiny_prompt(workflow_to_prompt(_wan_workflow(schemas), schemas), bench_nodes.base_dir)
+    kinds = sorted(node["class_type"] for node in prompt.values())
+    assert "CLIPLoader" not in kinds and "VAELoader" not in kinds and "CLIPTextEncode" not in kinds
+    assert kinds.count("FreeAccelBench_TinyConditioning") == 2
+    latent = next(n for n in prompt.values() if n["class_type"] == "EmptyHunyuanLatentVideo")["inputs"]
+    assert (latent["width"], latent["height"], latent["length"]) == (128, 96, 9)
+    conditioning = next(n for n in prompt.values() if n["class_type"] == "FreeAccelBench_TinyConditioning")
+    assert conditioning["inputs"]["dim"] == 4096
+
+
+def test_tiny_prompt_rejects_families_without_a_tiny_file():
+    prompt = {"1": {"class_type": "UNETLoader", "inputs": {"unet_name": "flux1-dev.safetensors",
+                                                           "weight_dtype": "default"}}}
+    with pytest.raises(ValueError, match="no tiny stand-in for the model file 'flux1-dev.safetensors'"):
+        tiny_workflow.tiny_prompt(prompt, "/nonexistent")
+
+
+def test_latent_to_rgb_shape_and_range(tiny_nodes):
+    rgb = tiny_nodes.latent_to_rgb(torch.randn(1, 16, 3, 6, 8))
+    assert rgb.shape == (3, 6, 8, 3) and 0 <= rgb.min() and rgb.max() <= 1
