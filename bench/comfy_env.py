@@ -49,7 +49,7 @@ def find_comfyui(explicit=None):
     return os.path.realpath(enclosing) if is_comfyui_root(enclosing) else None
 
 
-class _HeadlessServer:
+class HeadlessServer:
     """The part of server.PromptServer that execution.PromptExecutor and its progress handler touch."""
 
     def __init__(self):
@@ -96,7 +96,7 @@ class ComfyRuntime:
         valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
         if not valid or node_errors:
             raise RuntimeError(f"prompt failed validation: {error}; node_errors: {node_errors}")
-        executor = execution.PromptExecutor(_HeadlessServer(), cache_type=execution.CacheType.NONE,
+        executor = execution.PromptExecutor(HeadlessServer(), cache_type=execution.CacheType.NONE,
                                             cache_args={"lru": 0, "ram": 0})
         executor.execute(prompt, prompt_id, extra_data={"client_id": "freeaccel-headless"}, execute_outputs=outputs)
         events = dict(executor.status_messages)
@@ -174,11 +174,12 @@ def _boot(comfy_path, base_dir, pack_root, extra_args):
     finally:
         logging.getLogger().removeHandler(loader_warnings)
 
-    relative_module = f"custom_nodes.{PACK_LINK_NAME}"
+    folder = os.path.basename(link)
+    relative_module = f"custom_nodes.{folder}"
     node_ids = tuple(sorted(node_id for node_id, cls in nodes.NODE_CLASS_MAPPINGS.items()
                             if getattr(cls, "RELATIVE_PYTHON_MODULE", None) == relative_module))
     package = link.replace(".", "_x_")  # the sys.modules name nodes.load_custom_node gives a package directory
-    if PACK_LINK_NAME not in nodes.LOADED_MODULE_DIRS or not node_ids or package not in sys.modules:
+    if folder not in nodes.LOADED_MODULE_DIRS or not node_ids or package not in sys.modules:
         details = "\n".join(loader_warnings.messages) or "(the loader logged nothing about it)"
         raise PackLoadError(f"ComfyUI did not load the pack from {link} -> {pack_root}:\n{details}")
     return ComfyRuntime(comfy_path=comfy_path, base_dir=base_dir, pack_package=package, node_ids=node_ids,
@@ -206,6 +207,8 @@ def _ensure_torchvision():
 def _link_pack(base_dir, pack_root):
     custom_nodes = os.path.join(base_dir, "custom_nodes")
     os.makedirs(custom_nodes, exist_ok=True)
+    if os.path.realpath(os.path.dirname(pack_root)) == os.path.realpath(custom_nodes):
+        return pack_root  # already installed there (a user's ComfyUI): ComfyUI loads it under its own folder name
     link = os.path.join(custom_nodes, PACK_LINK_NAME)
     if os.path.islink(link) and os.path.realpath(link) == pack_root:
         return link

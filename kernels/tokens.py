@@ -1,0 +1,36 @@
+"""Per-batch token selection: gather a subset of tokens, write them back, choose which to keep.
+
+Index tensors are LongTensor [B, K] of positions along dim 1 of the token tensor; rows must not repeat a position.
+"""
+import torch
+
+
+def _batch_rows(index):
+    return torch.arange(index.shape[0], device=index.device).unsqueeze(1)
+
+
+def gather_tokens(x, index):
+    """x [B, L, ...], index [B, K] -> [B, K, ...] with out[b, k] = x[b, index[b, k]]."""
+    return x[_batch_rows(index), index]
+
+
+def scatter_tokens(base, index, values):
+    """New tensor equal to ``base`` [B, L, ...] except out[b, index[b, k]] = values[b, k]; ``base`` is untouched."""
+    out = base.clone()
+    out[_batch_rows(index), index] = values.to(out.dtype)
+    return out
+
+
+def topk_keep_index(scores, keep):
+    """scores [B, L] -> [B, keep] positions of the ``keep`` highest scores per row, ascending by position."""
+    return scores.topk(keep, dim=1).indices.sort(dim=1).values
+
+
+def complement_index(index, length):
+    """index [B, K] -> [B, length - K]: the positions in [0, length) missing from each row, ascending."""
+    kept = torch.zeros(index.shape[0], length, dtype=torch.bool, device=index.device)
+    kept.scatter_(1, index, True)
+    if not bool((kept.sum(dim=1) == index.shape[1]).all()):
+        raise ValueError("index rows must hold distinct positions")
+    positions = torch.arange(length, device=index.device).expand(index.shape[0], -1)
+    return positions[~kept].view(index.shape[0], length - index.shape[1])
