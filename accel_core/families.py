@@ -26,12 +26,8 @@ SUPPORT = {
         f: "optimized_attention_override" for f in FAMILIES
     },
     "adacache": {
-        "wan": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
-        "hunyuan_video": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
-        "ltxv": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
-        "mochi": f"{_DIT_BLOCKS} only (Mochi calls no DIFFUSION_MODEL wrapper)",
-        "flux": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
-        "qwen_image": f"DIFFUSION_MODEL wrapper (stack residual) + {_DIT_BLOCKS} (metric block)",
+        f: f"{_DIT_BLOCKS} on every block (stack residual + metric block) + OUTER_SAMPLE / CALC_COND_BATCH wrappers"
+        for f in ("wan", "hunyuan_video", "ltxv", "mochi", "flux", "qwen_image")
     },
     "token_prune": {
         "sd15": "object patch on each SpatialTransformer",

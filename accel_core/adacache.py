@@ -1,0 +1,369 @@
+"""AdaCache + MoReg: content-adaptive reuse of the whole transformer block stack (arXiv 2411.02397).
+
+Host-agnostic (pure torch, no ComfyUI). A sampling run is driven step by step:
+
+* ``AdaCacheRun.begin_step(step, cache_allowed)`` decides whether this step computes the block stack or reuses it.
+* On a computed step the host reports, per conditioning chunk, the metric block's residual (``observe_metric``) and
+  the block stack's residual (``store_residual``). On a skipped step it asks for ``cached_residual``.
+* ``AdaCacheRun.end_step()`` turns the metric residuals into the distance c and picks, from the codebook, how many
+  steps to go before the next computed step.
+
+Why one cached residual for the whole stack: the official code skips every block together with per-block residuals
+that are constant while skipping, so the skipped output equals the stack input plus the sum of those residuals, i.e.
+the stack residual of the last computed step (O(1) memory per chunk instead of O(blocks)).
+"""
+import dataclasses
+import math
+
+import torch
+
+# Official codebooks (threshold -> steps to reuse), each with the step count it was tuned for.
+PRESETS = {
+    "fast_30": (30, "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1"),
+    "slow_30": (30, "0.08:3,0.16:2,0.24:1,0.32:1,0.40:1,1.00:1"),
+    "fast_100": (100, "0.03:12,0.05:10,0.07:8,0.09:6,0.11:4,1.00:3"),
+}
+CUSTOM = "custom"
+
+FORCED_FIRST = 2  # the first step gives the first metric residual, the second the first distance
+FORCED_LAST = 2   # the final steps shape fine detail: the official code always computes them
+
+
+@dataclasses.dataclass(frozen=True)
+class Codebook:
+    """Ascending thresholds and the number of steps to reuse for each; above the last threshold the last rate."""
+    thresholds: tuple
+    rates: tuple
+
+    def rate_for(self, distance):
+        for threshold, rate in zip(self.thresholds, self.rates):
+            if distance < threshold:
+                return rate
+        return self.rates[-1]
+
+    def __str__(self):
+        return ",".join(f"{t:g}:{r}" for t, r in zip(self.thresholds, self.rates))
+
+
+def parse_codebook(text):
+    """Parse "0.08:6,0.16:5,..." into a Codebook; raises ValueError saying what is wrong."""
+    entries = [e.strip() for e in str(text).replace(";", ",").split(",") if e.strip()]
+    if not entries:
+        raise ValueError("codebook is empty: expected threshold:rate pairs such as '0.08:6,0.16:5,1.00:1'")
+    thresholds, rates = [], []
+    for entry in entries:
+        parts = entry.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"codebook entry '{entry}' is not threshold:rate (e.g. '0.08:6')")
+        try:
+            threshold = float(parts[0])
+        except ValueError:
+            raise ValueError(f"codebook entry '{entry}': threshold '{parts[0].strip()}' is not a number") from None
+        try:
+            rate = int(parts[1])
+        except ValueError:
+            raise ValueError(f"codebook entry '{entry}': rate '{parts[1].strip()}' is not a whole number") from None
+        if not math.isfinite(threshold) or threshold <= 0:
+            raise ValueError(f"codebook entry '{entry}': threshold must be a positive number")
+        if rate < 1:
+            raise ValueError(f"codebook entry '{entry}': rate must be at least 1 (1 = compute every step)")
+        if thresholds and threshold <= thresholds[-1]:
+            raise ValueError(f"codebook thresholds must be strictly ascending: {threshold:g} follows {thresholds[-1]:g}")
+        thresholds.append(threshold)
+        rates.append(rate)
+    return Codebook(tuple(thresholds), tuple(rates))
+
+
+def scale_codebook(codebook, reference_steps, steps):
+    """Adapt a codebook tuned for ``reference_steps`` to a schedule of ``steps``.
+
+    With N steps over the same trajectory the per-step change shrinks like 1/N, so thresholds are multiplied by
+    reference/N; a reuse should span the same fraction of the schedule, so rates are multiplied by N/reference
+    (rounded half up, at least 1).
+    """
+    if steps == reference_steps:
+        return codebook
+    factor = steps / reference_steps
+    return Codebook(tuple(t / factor for t in codebook.thresholds),
+                    tuple(max(1, math.floor(r * factor + 0.5)) for r in codebook.rates))
+
+
+def resolve_codebook(preset, custom_codebook, steps):
+    """The codebook a run of ``steps`` steps uses: a scaled preset, or the custom string as given."""
+    if preset == CUSTOM:
+        return parse_codebook(custom_codebook)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset '{preset}'; choose one of {', '.join([*PRESETS, CUSTOM])}")
+    reference_steps, text = PRESETS[preset]
+    return scale_codebook(parse_codebook(text), reference_steps, steps)
+
+
+def settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser=0.385, moreg_exponent=8.0,
+                   metric_block=-1):
+    """The message for invalid node settings, or None when they are valid (used at prompt validation)."""
+    if preset != CUSTOM and preset not in PRESETS:
+        return f"unknown preset '{preset}'; choose one of {', '.join([*PRESETS, CUSTOM])}"
+    if preset == CUSTOM:
+        try:
+            parse_codebook(custom_codebook)
+        except ValueError as err:
+            return f"custom_codebook: {err}"
+    if not (0.0 <= start_percent <= 1.0 and 0.0 <= end_percent <= 1.0):
+        return f"start_percent and end_percent must lie in [0, 1] (got {start_percent:g}, {end_percent:g})"
+    if start_percent >= end_percent:
+        return f"start_percent ({start_percent:g}) must be smaller than end_percent ({end_percent:g})"
+    if not moreg_normaliser > 0:
+        return f"moreg_normaliser must be positive (got {moreg_normaliser:g})"
+    if not moreg_exponent > 0:
+        return f"moreg_exponent must be positive (got {moreg_exponent:g})"
+    if metric_block < -1:
+        return f"metric_block must be -1 (middle block) or a block index >= 0 (got {metric_block})"
+    return None
+
+
+def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
+    """Invert a decreasing ``percent_to_sigma`` by bisection: the sampling progress (0..1) at which ``sigma`` occurs."""
+    low, high = 0.0, 1.0
+    if sigma >= float(percent_to_sigma(1e-9)):
+        return 0.0
+    if sigma <= 0.0:
+        return 1.0
+    for _ in range(iterations):
+        middle = 0.5 * (low + high)
+        if float(percent_to_sigma(middle)) > sigma:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def effective_steps(percent_to_sigma, sample_sigmas):
+    """Step count of the full schedule this run is part of, from the fraction of the noise range it covers.
+
+    A KSamplerAdvanced segment or WAN 2.2 high/low-noise half covers part of the range with the step density of the
+    whole schedule; codebooks are scaled by that density, not by the segment's own length.
+    """
+    steps = len(sample_sigmas) - 1
+    covered = (percent_of_sigma(percent_to_sigma, float(sample_sigmas[-1]))
+               - percent_of_sigma(percent_to_sigma, float(sample_sigmas[0])))
+    if covered <= steps / 1000.0:  # degenerate range: keep the run's own count
+        return steps
+    return max(steps, math.floor(steps / covered + 0.5))
+
+
+@dataclasses.dataclass(frozen=True)
+class MoReg:
+    """Motion regularisation: more motion in the metric residual -> larger distance -> fewer reused steps."""
+    normaliser: float = 0.385
+    exponent: float = 8.0
+    gradient_scale: float = 10.0
+    window: tuple = (0.1, 0.9)  # fraction of the run's steps where the motion factor applies (else it is 1)
+
+    def active(self, step, steps):
+        return round(self.window[0] * steps) <= step <= round(self.window[1] * steps)
+
+    def factor(self, motion):
+        return (motion / self.normaliser) ** self.exponent
+
+
+@dataclasses.dataclass
+class StepRecord:
+    step: int
+    computed: bool
+    distance: float = None  # c after division by k and MoReg, None when there was nothing to compare
+    motion: float = None
+    rate: int = None        # steps to the next computed step, chosen at this computed step
+
+
+class Decisions:
+    """When to compute: the codebook schedule plus the always-computed first and last steps.
+
+    ``steps`` is the number of steps of this run; step indices are 0-based within the run.
+    """
+
+    def __init__(self, codebook, steps, moreg=None):
+        self.codebook = codebook
+        self.steps = steps
+        self.moreg = moreg
+        self.restart()
+
+    def restart(self):
+        self.next_compute = 0
+        self.last_computed = None
+        self.previous_motion_factor = 1.0
+
+    def forced(self, step):
+        return step < FORCED_FIRST or step >= self.steps - FORCED_LAST
+
+    def should_compute(self, step, cache_allowed=True):
+        return self.forced(step) or not cache_allowed or step >= self.next_compute
+
+    def update(self, step, relative_change, motion=None):
+        """Record a computed step; ``relative_change`` = Σ|p_t − p_prev| / Σ|p_prev| or None. Returns the record."""
+        record = StepRecord(step, True, motion=motion)
+        if relative_change is None or self.last_computed is None:
+            record.rate = 1
+        else:
+            k = step - self.last_computed
+            distance = relative_change / k
+            if self.moreg is not None:
+                active = motion is not None and self.moreg.active(step, self.steps)
+                factor = self.moreg.factor(motion) if active else 1.0
+                gradient = self.moreg.gradient_scale * (factor - self.previous_motion_factor) / k
+                distance *= factor + abs(gradient)
+                self.previous_motion_factor = factor
+            record.distance = distance
+            record.rate = self.codebook.rate_for(distance)
+        self.last_computed = step
+        self.next_compute = step + record.rate
+        return record
+
+
+def _l1(t):
+    return t.abs().sum(dtype=torch.float64).item()
+
+
+class _MetricSums:
+    """L1 sums of one step, kept per chunk so batched and separate cond/uncond runs add up the same way."""
+
+    def __init__(self):
+        self.terms = {}  # key -> [change, reference, motion_diff, motion_norm]
+
+    def add(self, key, change, reference, motion_diff, motion_norm):
+        terms = self.terms.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+        for i, value in enumerate((change, reference, motion_diff, motion_norm)):
+            terms[i] += value
+
+    def totals(self, order):
+        totals = [0.0, 0.0, 0.0, 0.0]
+        for key in sorted(self.terms, key=order):
+            for i, value in enumerate(self.terms[key]):
+                totals[i] += value
+        return totals
+
+
+class AdaCacheRun:
+    """Per-sampling-run state: decisions, metric residuals and the stack-residual cache, keyed by chunk.
+
+    A chunk key identifies one conditioning (e.g. ComfyUI's cond uuid); ``key_order`` maps a key to a sort key so
+    that sums over chunks are always added in the same order.
+    """
+
+    def __init__(self, codebook, steps, moreg=None, storage_device=None, key_order=None):
+        self.decisions = Decisions(codebook, steps, moreg)
+        self.steps = steps
+        self.storage_device = storage_device
+        self.key_order = key_order or (lambda key: 0)
+        self.records = []
+        self.resets = 0
+        self._clear_tensors()
+        self.current_step = None
+        self.computing = True
+        self._repeat = False
+
+    def _clear_tensors(self):
+        self.previous_metric = {}
+        self.pending_metric = {}
+        self.residuals = {}
+        self.metadata = None
+        self.sums = _MetricSums()
+
+    # --- step protocol -------------------------------------------------------------------------------------------
+    def begin_step(self, step, cache_allowed=True):
+        """Decide for one model evaluation at ``step``; repeated evaluations of a step keep its decision."""
+        if step == self.current_step:
+            self._repeat = True
+        else:
+            if self.current_step is not None and step < self.current_step:
+                self.decisions.restart()  # the sampler went back (restart-style samplers)
+            self._repeat = False
+            self.current_step = step
+            self.computing = self.decisions.should_compute(step, cache_allowed)
+        self.pending_metric = {}
+        self.sums = _MetricSums()
+        return self.computing
+
+    def end_step(self):
+        if self._repeat:
+            return None
+        if not self.computing:
+            record = StepRecord(self.current_step, False)
+        else:
+            change, reference, motion_diff, motion_norm = self.sums.totals(self.key_order)
+            relative = change / reference if reference > 0 else None
+            motion = motion_diff / motion_norm if self.decisions.moreg is not None and motion_norm > 0 else None
+            record = self.decisions.update(self.current_step, relative, motion)
+            self.previous_metric.update(self.pending_metric)
+        self.pending_metric = {}
+        self.records.append(record)
+        return record
+
+    def force_compute(self):
+        """This evaluation must compute after all (a chunk has no cached residual, or the state was reset)."""
+        self.computing = True
+
+    # --- tensors ---------------------------------------------------------------------------------------------------
+    def check_metadata(self, tensor):
+        """Reset everything when the token shape, dtype or device changes; returns False after a reset."""
+        metadata = (tuple(tensor.shape[1:]), tensor.dtype, tensor.device)
+        if self.metadata is None:
+            self.metadata = metadata
+            return True
+        if metadata == self.metadata:
+            return True
+        self._clear_tensors()
+        self.metadata = metadata
+        self.decisions.restart()
+        self.resets += 1
+        self.force_compute()
+        return False
+
+    def _stored(self, tensor):
+        return tensor if self.storage_device is None else tensor.to(self.storage_device)
+
+    def observe_metric(self, key, residual, frames=1):
+        """Metric-block residual p of one chunk on a computed step ([B, tokens, dim], image tokens only)."""
+        previous = self.previous_metric.get(key)
+        change = reference = motion_diff = motion_norm = 0.0
+        if previous is not None and previous.shape == residual.shape:
+            previous = previous.to(residual.device)
+            change, reference = _l1(residual - previous), _l1(previous)
+        if self.decisions.moreg is not None:
+            motion_diff, motion_norm = motion_terms(residual, frames)
+        self.sums.add(key, change, reference, motion_diff, motion_norm)
+        self.pending_metric[key] = self._stored(residual)
+
+    def store_residual(self, key, residual):
+        self.residuals[key] = self._stored(residual)
+
+    def cached_residual(self, key, like):
+        """The cached stack residual for ``key`` on ``like``'s device/dtype, or None if absent or of another shape."""
+        residual = self.residuals.get(key)
+        if residual is None or residual.shape != like.shape:
+            return None
+        return residual.to(device=like.device, dtype=like.dtype)
+
+    # --- reporting -------------------------------------------------------------------------------------------------
+    def summary(self):
+        computed = [r for r in self.records if r.computed]
+        rates = ",".join(str(r.rate) for r in computed)
+        text = f"computed {len(computed)} of {len(self.records)} steps (rates {rates})"
+        if self.resets:
+            text += f"; state reset {self.resets}x on a shape/dtype/device change"
+        return text
+
+    def release(self):
+        self._clear_tensors()
+        self.pending_metric = {}
+
+
+def motion_terms(residual, frames):
+    """MoReg's L1 sums for m = Σ|p[:, S:] − p[:, :−S]| / (Σ|p[:, S:]| + Σ|p[:, :−S]|), S = tokens per frame."""
+    tokens = residual.shape[1]
+    if frames < 2:
+        raise ValueError("MoReg needs a video latent with at least 2 frames; turn MoReg off for images")
+    if tokens % frames:
+        raise ValueError(f"MoReg: {tokens} image tokens do not split into {frames} latent frames")
+    stride = tokens // frames
+    later, earlier = residual[:, stride:], residual[:, :-stride]
+    return _l1(later - earlier), _l1(later) + _l1(earlier)

@@ -1,0 +1,176 @@
+"""Bench variants of FreeAccel_AdaCache (fast/slow, with and without MoReg) against ComfyUI's own step caches.
+
+Peers are core EasyCache and LazyCache at their node defaults, applied through the core node classes. Core EasyCache
+adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
+puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
+"""
+FAMILIES = ("wan21", "flux")
+STEPS = 30
+VIDEO = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi")
+CORE_DEFAULTS = {"reuse_threshold": 0.2, "start_percent": 0.15, "end_percent": 0.95, "verbose": False}
+
+
+def _adacache(preset, moreg):
+    def apply(model):
+        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
+        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"]
+        return node.execute(model, preset, "", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    return apply
+
+
+def _core(node_name, clone_input=False):
+    def apply(model):
+        from comfy_extras import nodes_easycache
+        import comfy.patcher_extension
+        if clone_input:
+            model = model.clone()
+            # registered first, so it is the outermost DIFFUSION_MODEL wrapper: EasyCache only ever sees a copy
+            model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "bench_clone_input",
+                                       lambda executor, x, *args, **kwargs: executor(x.clone(), *args, **kwargs))
+        node = getattr(nodes_easycache, node_name)
+        return node.execute(model, **CORE_DEFAULTS).result[0]
+    return apply
+
+
+def variants(family):
+    out = [("AdaCache fast", _adacache("fast_30", False)), ("AdaCache slow", _adacache("slow_30", False))]
+    if family in VIDEO:
+        out += [("AdaCache fast + MoReg", _adacache("fast_30", True)),
+                ("AdaCache slow + MoReg", _adacache("slow_30", True))]
+    out += [("EasyCache", _core("EasyCacheNode")),
+            ("EasyCache (input cloned)", _core("EasyCacheNode", clone_input=True)),
+            ("LazyCache", _core("LazyCacheNode"))]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# example workflows (python bench/make_workflow.py --build bench.variants_adacache)
+
+_HF = "https://huggingface.co"
+_WAN_FILES = f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+_NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several steps when the content changes slowly "
+         "(measured at the middle block) and computes more often when it changes fast. The first two and last two "
+         "steps always run. Presets are the official 30- and 100-step codebooks, scaled to your step count. "
+         "{extra} The console reports `AdaCache: computed X of Y steps (rates ...)` after sampling.")
+
+
+def _wan21(wf):
+    wf.note(_NOTE.format(extra="MoReg (on here) computes more often when there is more motion between frames."),
+            title="About this workflow")
+    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
+    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
+                  f"{_WAN_FILES}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
+    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                  f"{_WAN_FILES}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
+    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{_WAN_FILES}/vae/wan_2.1_vae.safetensors", "vae")
+    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
+    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
+    wf.link(clip, "CLIP", positive, "clip")
+    wf.link(clip, "CLIP", negative, "clip")
+    shift = wf.add("ModelSamplingSD3", shift=8.0)
+    wf.link(unet, "MODEL", shift, "model")
+    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=True)
+    wf.link(shift, "MODEL", cache, "model")
+    latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    sampler = wf.add("KSampler", seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0)
+    wf.link(cache, "MODEL", sampler, "model")
+    wf.link(positive, "CONDITIONING", sampler, "positive")
+    wf.link(negative, "CONDITIONING", sampler, "negative")
+    wf.link(latent, "LATENT", sampler, "latent_image")
+    decode = wf.add("VAEDecode")
+    wf.link(sampler, "LATENT", decode, "samples")
+    wf.link(vae, "VAE", decode, "vae")
+    save = wf.add("SaveWEBM", filename_prefix="wan21_t2v_adacache", fps=16.0)
+    wf.link(decode, "IMAGE", save, "images")
+    wf.group("FreeAccel", [cache])
+
+
+def _flux(wf):
+    wf.note(_NOTE.format(extra="MoReg is for video models and stays off for Flux."), title="About this workflow")
+    unet = wf.add("UNETLoader", unet_name="flux1-dev.safetensors")
+    wf.model_file(unet, "flux1-dev.safetensors",
+                  f"{_HF}/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors", "diffusion_models")
+    clip = wf.add("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                  type="flux")
+    wf.model_file(clip, "clip_l.safetensors",
+                  f"{_HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders")
+    wf.model_file(clip, "t5xxl_fp16.safetensors",
+                  f"{_HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors", "text_encoders")
+    vae = wf.add("VAELoader", vae_name="ae.safetensors")
+    wf.model_file(vae, "ae.safetensors", f"{_HF}/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors", "vae")
+    positive = wf.add("CLIPTextEncode", text="a lighthouse on a rocky coast at sunset, detailed, photographic")
+    wf.link(clip, "CLIP", positive, "clip")
+    guidance = wf.add("FluxGuidance", guidance=3.5)
+    wf.link(positive, "CONDITIONING", guidance, "conditioning")
+    negative = wf.add("ConditioningZeroOut")
+    wf.link(positive, "CONDITIONING", negative, "conditioning")
+    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=False)
+    wf.link(unet, "MODEL", cache, "model")
+    latent = wf.add("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    sampler = wf.add("KSampler", seed=42, steps=30, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
+    wf.link(cache, "MODEL", sampler, "model")
+    wf.link(guidance, "CONDITIONING", sampler, "positive")
+    wf.link(negative, "CONDITIONING", sampler, "negative")
+    wf.link(latent, "LATENT", sampler, "latent_image")
+    decode = wf.add("VAEDecode")
+    wf.link(sampler, "LATENT", decode, "samples")
+    wf.link(vae, "VAE", decode, "vae")
+    save = wf.add("SaveImage", filename_prefix="flux_adacache")
+    wf.link(decode, "IMAGE", save, "images")
+    wf.group("FreeAccel", [cache])
+
+
+WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# distance survey: what c does a family produce per step? (python -m bench.variants_adacache wan21 flux)
+
+def distance_trace(family, steps=STEPS, cfg=3.0, moreg=False):
+    """Per-step AdaCache distances c of a tiny ``family`` model when every step is computed (k = 1)."""
+    import sys
+    import nodes
+    from . import tiny_models
+    case = tiny_models.build(family)
+    model = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"].execute(
+        case.patcher, "custom", "1.00:1", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    pack_core = next(m for name, m in sys.modules.items() if name.endswith("accel_core.adacache"))
+    original = pack_core.AdaCacheRun.end_step
+    records = []
+
+    def end_step(self):
+        record = original(self)
+        if record is not None:
+            records.append(record)
+        return record
+
+    pack_core.AdaCacheRun.end_step = end_step
+    try:
+        tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
+    finally:
+        pack_core.AdaCacheRun.end_step = original
+    return [r.distance for r in records]
+
+
+def main(argv=None):
+    import argparse
+    import tempfile
+    from .comfy_env import boot, find_comfyui
+    parser = argparse.ArgumentParser(description="AdaCache distance survey on tiny random-weight models")
+    parser.add_argument("families", nargs="+")
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--moreg", action="store_true")
+    args = parser.parse_args(argv)
+    boot(find_comfyui(), tempfile.mkdtemp(prefix="freeaccel-adacache-"))
+    for family in args.families:
+        distances = [d for d in distance_trace(family, args.steps, moreg=args.moreg) if d is not None]
+        ordered = sorted(distances)
+        print(f"{family}: {len(distances)} distances, min {ordered[0]:.4f}, median {ordered[len(ordered) // 2]:.4f}, "
+              f"max {ordered[-1]:.4f}")
+        print("  per step:", " ".join(f"{d:.3f}" for d in distances))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""FreeAccel_AdaCache: ComfyUI glue for AdaCache + MoReg (the algorithm lives in ``accel_core.adacache``).
+
+Hooks, all official: an OUTER_SAMPLE wrapper creates the per-run state and drops it in ``finally``; a CALC_COND_BATCH
+wrapper makes one decision per model evaluation (shared by every cond/uncond chunk, batched or not); and
+``patches_replace["dit"]`` replacements on every block of the stack measure the metric block, record the stack
+residual on computed steps and, on skipped steps, pass the blocks through and add the cached residual at the last
+block. Embeddings and the output head still run every step, exactly as in the official per-block caching.
+"""
+import dataclasses
+import functools
+import logging
+
+import torch
+from comfy_api.v0_0_2 import io
+import comfy.model_patcher
+import comfy.patcher_extension
+
+from ..accel_core import adacache
+from ..accel_core.families import FAMILIES, is_video, require_family
+
+STATE_KEY = "freeaccel_adacache"
+WRAPPER_KEY = "freeaccel_adacache"
+
+# family -> ordered block lists of the stack: (attribute of diffusion_model, patches_replace block name)
+_STACKS = {
+    "wan": (("blocks", "double_block"),),
+    "hunyuan_video": (("double_blocks", "double_block"), ("single_blocks", "single_block")),
+    "ltxv": (("transformer_blocks", "double_block"),),
+    "mochi": (("blocks", "double_block"),),
+    "flux": (("double_blocks", "double_block"), ("single_blocks", "single_block")),
+    "qwen_image": (("transformer_blocks", "double_block"),),
+}
+# Single-stream blocks see text and image tokens concatenated: Flux/Chroma put text first, HunyuanVideo image first.
+_TEXT_FIRST = {"flux": True, "hunyuan_video": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockRole:
+    kind: str          # "double_block" | "single_block"
+    entry: bool        # first block of the stack: its input is the stack input
+    exit: bool         # last block: its output gives the stack residual
+    metric: bool       # distance and motion are measured on this block's residual
+    text_first: bool   # layout of concatenated tokens in single-stream blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    preset: str
+    custom_codebook: str
+    moreg: adacache.MoReg
+    start_percent: float
+    end_percent: float
+    offload: bool
+
+
+def _stack_keys(family, diffusion_model):
+    keys = []
+    for attribute, kind in _STACKS[family]:
+        keys += [(kind, i) for i in range(len(getattr(diffusion_model, attribute, ())))]
+    return keys
+
+
+def _metric_index(metric_block, block_count):
+    if metric_block == -1:
+        return block_count // 2
+    if metric_block >= block_count:
+        raise ValueError(f"AdaCache: metric_block {metric_block} is out of range; this model has {block_count} "
+                         f"blocks (0..{block_count - 1}, or -1 for the middle one)")
+    return metric_block
+
+
+def _image_tokens(x, role, image_length):
+    if role.kind != "single_block":
+        return x
+    return x[:, x.shape[1] - image_length:] if role.text_first else x[:, :image_length]
+
+
+def _pass_through(args):
+    out = {"img": args["img"]}
+    if "txt" in args:
+        out["txt"] = args["txt"]
+    return out
+
+
+class _RunContext:
+    """One sampling run: the host-agnostic AdaCacheRun plus what the ComfyUI hooks need between calls."""
+
+    def __init__(self, settings, sample_sigmas, model_sampling):
+        self.sigmas = [float(s) for s in sample_sigmas]
+        steps = len(self.sigmas) - 1
+        codebook = adacache.resolve_codebook(
+            settings.preset, settings.custom_codebook,
+            adacache.effective_steps(model_sampling.percent_to_sigma, self.sigmas))
+        self.key_order = {}
+        self.run = adacache.AdaCacheRun(
+            codebook, steps, settings.moreg, storage_device=torch.device("cpu") if settings.offload else None,
+            key_order=lambda key: self.key_order[key])
+        self.start_sigma = float(model_sampling.percent_to_sigma(settings.start_percent))
+        self.end_sigma = float(model_sampling.percent_to_sigma(settings.end_percent))
+        self.frames = 1
+        self.call_computing = True
+        self.stack_input = None
+        self.chunk_keys = []
+
+    def step_index(self, sigma):
+        """Index of the schedule interval that ``sigma`` falls in (exact for evaluations at schedule sigmas)."""
+        index = 0
+        for i, s in enumerate(self.sigmas[:-1]):
+            if s >= sigma:
+                index = i
+        return index
+
+    def begin_step(self, x_in, timestep):
+        sigma = float(timestep.reshape(-1)[0])
+        self.frames = x_in.shape[2] if x_in.ndim == 5 else 1
+        allowed = self.end_sigma < sigma <= self.start_sigma
+        self.run.begin_step(self.step_index(sigma), allowed)
+
+    # --- per model call ----------------------------------------------------------------------------------------------
+    def _chunks(self, x):
+        size = x.shape[0] // len(self.chunk_keys)
+        return [(key, x[i * size:(i + 1) * size]) for i, key in enumerate(self.chunk_keys)]
+
+    def _begin_call(self, img, transformer_options):
+        uuids = transformer_options.get("uuids") or [0]
+        cond_or_uncond = transformer_options.get("cond_or_uncond") or [0] * len(uuids)
+        for key, kind in zip(uuids, cond_or_uncond):
+            self.key_order.setdefault(key, (kind, len(self.key_order)))
+        self.chunk_keys = list(uuids)
+        self.run.check_metadata(img)
+        self.stack_input = img.clone()  # blocks and hooks after them may update their input in place
+        if not self.run.computing and any(self.run.cached_residual(key, chunk) is None
+                                          for key, chunk in self._chunks(self.stack_input)):
+            self.run.force_compute()
+        self.call_computing = self.run.computing
+
+    def block(self, role, args, run_block):
+        img = args["img"]
+        if role.entry:
+            self._begin_call(img, args["transformer_options"])
+        if self.stack_input is None:  # called outside a stack pass (should not happen): stay transparent
+            return run_block(args)
+        image_length = self.stack_input.shape[1]
+        if not self.call_computing:
+            return self._skipped_exit(args, role) if role.exit else _pass_through(args)
+        before = _image_tokens(img, role, image_length).clone() if role.metric and not role.entry else None
+        out = run_block(args)
+        if role.metric:
+            before = self.stack_input if before is None else before
+            residual = _image_tokens(out["img"], role, image_length) - before
+            for key, chunk in self._chunks(residual):
+                self.run.observe_metric(key, chunk, self.frames)
+        if role.exit:
+            residual = _image_tokens(out["img"], role, image_length) - self.stack_input
+            for key, chunk in self._chunks(residual):
+                self.run.store_residual(key, chunk)
+            self.stack_input = None
+        return out
+
+    def _skipped_exit(self, args, role):
+        image = torch.cat([chunk + self.run.cached_residual(key, chunk)
+                           for key, chunk in self._chunks(self.stack_input)])
+        self.stack_input = None
+        out = _pass_through(args)
+        if role.kind == "single_block":
+            x = args["img"]
+            text = x[:, :x.shape[1] - image.shape[1]] if role.text_first else x[:, image.shape[1]:]
+            image = torch.cat((text, image) if role.text_first else (image, text), dim=1)
+        out["img"] = image
+        return out
+
+
+def _run_context(transformer_options):
+    return transformer_options.get(STATE_KEY) if transformer_options else None
+
+
+def _outer_sample_wrapper(settings, executor, *args, **kwargs):
+    guider = executor.class_obj
+    original_options = guider.model_options
+    context = None
+    try:
+        guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
+        model_sampling = guider.model_patcher.get_model_object("model_sampling")
+        context = _RunContext(settings, args[3], model_sampling)
+        guider.model_options["transformer_options"][STATE_KEY] = context
+        return executor(*args, **kwargs)
+    finally:
+        if context is not None:
+            logging.info("AdaCache: %s", context.run.summary())
+            context.run.release()
+            context.stack_input = None
+        guider.model_options = original_options
+
+
+def _calc_cond_batch_wrapper(executor, *args, **kwargs):
+    context = _run_context(args[-1].get("transformer_options"))
+    if context is None:
+        return executor(*args, **kwargs)
+    context.begin_step(args[2], args[3])
+    out = executor(*args, **kwargs)
+    context.run.end_step()
+    return out
+
+
+def _block_replacement(role, previous, args, extra):
+    original = extra["original_block"]
+
+    def run_block(block_args):
+        return previous(block_args, extra) if previous is not None else original(block_args)
+
+    context = _run_context(args.get("transformer_options"))
+    if context is None:
+        return run_block(args)
+    return context.block(role, args, run_block)
+
+
+def apply_adacache(model, settings, metric_block=-1):
+    """A clone of ModelPatcher ``model`` with AdaCache installed (raises for unsupported models or settings)."""
+    family = require_family("adacache", model.model)
+    if settings.moreg is not None and not is_video(family):
+        raise ValueError(f"AdaCache: MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
+                         "single images; turn moreg off for this model")
+    keys = _stack_keys(family, model.get_model_object("diffusion_model"))
+    if not keys:
+        raise ValueError(f"AdaCache: found no transformer blocks in this {FAMILIES[family][0]} model")
+    metric = _metric_index(metric_block, len(keys))
+    patched = model.clone()
+    existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    for i, (kind, index) in enumerate(keys):
+        role = _BlockRole(kind, entry=i == 0, exit=i == len(keys) - 1, metric=i == metric,
+                          text_first=_TEXT_FIRST.get(family, True))
+        replacement = functools.partial(_block_replacement, role, existing.get((kind, index)))
+        patched.set_model_patch_replace(replacement, "dit", kind, index)
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
+                                 functools.partial(_outer_sample_wrapper, settings))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, WRAPPER_KEY,
+                                 _calc_cond_batch_wrapper)
+    return patched
+
+
+_DESCRIPTION = (
+    "AdaCache (Kahatapitiya et al., ICCV 2025): reuses the whole transformer block stack for a number of steps that "
+    "depends on how fast the content changes, measured at one block (the metric block). The first two and last two "
+    "steps of every sampler run, and steps outside start/end percent, are always computed. MoReg (video only) "
+    "computes more often when there is more motion. Presets are the official codebooks, tuned for 30 or 100 steps; "
+    "for other step counts N their thresholds are multiplied by reference/N and their reuse counts by N/reference "
+    "(rounded, at least 1). N is the step density of the whole schedule: a KSamplerAdvanced or WAN 2.2 high/low-noise "
+    "segment counts as many steps as the full schedule it belongs to. A custom codebook is used as written. "
+    "The log reports 'AdaCache: computed X of Y steps (rates ...)' after each run.")
+
+
+class AdaCacheNode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="FreeAccel_AdaCache",
+            display_name="AdaCache + MoReg",
+            category="FreeAccel/caching",
+            description=_DESCRIPTION,
+            inputs=[
+                io.Model.Input("model", tooltip="A WAN 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, Flux/Chroma or "
+                                                "Qwen-Image model. A patched clone is returned."),
+                io.Combo.Input("preset", options=[*adacache.PRESETS, adacache.CUSTOM], default="fast_30",
+                               tooltip="Codebook (distance threshold -> steps to reuse). fast_30 / slow_30: official "
+                                       "30-step tables; fast_100: official 100-step table. Scaled to your step "
+                                       "count. custom: use custom_codebook."),
+                io.String.Input("custom_codebook", default="0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1",
+                                tooltip="Used when preset is custom, as written (no scaling): comma-separated "
+                                        "threshold:rate pairs with ascending thresholds; a distance below a "
+                                        "threshold reuses the stack for that many steps (1 = compute every step). "
+                                        "'1.00:1' never reuses."),
+                io.Int.Input("metric_block", default=-1, min=-1, max=1000,
+                             tooltip="Block whose residual change measures the content change (-1 = the middle "
+                                     "block, as in the paper). Blocks are counted double-stream first, then "
+                                     "single-stream."),
+                io.Boolean.Input("moreg", default=False,
+                                 tooltip="Motion regularisation (video models only): frame-to-frame differences of "
+                                         "the metric residual raise the distance, so high-motion videos reuse less."),
+                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="Sampling progress before which every step is computed."),
+                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
+                               tooltip="Sampling progress after which every step is computed."),
+                io.Boolean.Input("offload", default=False,
+                                 tooltip="Keep the cached residuals in CPU memory instead of next to the "
+                                         "activations (saves VRAM, costs a copy per step)."),
+                io.Float.Input("moreg_normaliser", default=0.385, min=0.001, max=10.0, step=0.001,
+                               tooltip="Advanced. MoReg motion score m is used as (m / normaliser) ^ exponent; the "
+                                       "official value is 0.385."),
+                io.Float.Input("moreg_exponent", default=8.0, min=0.1, max=32.0, step=0.1,
+                               tooltip="Advanced. Exponent of the MoReg motion factor; the official value is 8."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model with AdaCache installed.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, preset="fast_30", custom_codebook="", metric_block=-1, start_percent=0.0,
+                        end_percent=1.0, moreg_normaliser=0.385, moreg_exponent=8.0):
+        error = adacache.settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser,
+                                        moreg_exponent, metric_block)
+        return True if error is None else error
+
+    @classmethod
+    def execute(cls, model, preset, custom_codebook, metric_block, moreg, start_percent, end_percent, offload,
+                moreg_normaliser, moreg_exponent):
+        error = adacache.settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser,
+                                        moreg_exponent, metric_block)
+        if error is not None:
+            raise ValueError(f"AdaCache: {error}")
+        settings = _Settings(preset, custom_codebook,
+                             adacache.MoReg(moreg_normaliser, moreg_exponent) if moreg else None,
+                             start_percent, end_percent, offload)
+        return io.NodeOutput(apply_adacache(model, settings, metric_block))
+
+
+NODES = [AdaCacheNode]
