@@ -14,18 +14,21 @@ OVERRIDE_KEY = "optimized_attention_override"
 BACKEND_KEY = "freeaccel_attention_backend"
 
 
+# ComfyUI's attention functions take (q, k, v, heads, mask, attn_precision, skip_reshape, skip_output_reshape);
+# callers pass heads and the mask positionally or by keyword (LTXV's masked cross-attention passes the mask 5th).
+_POSITIONAL_AFTER_HEADS = ("mask", "attn_precision", "skip_reshape", "skip_output_reshape")
+
+
 def _normalise(args, kwargs):
-    """Return (q, k, v, heads, kwargs) with heads pulled out of either position."""
+    """Return (q, k, v, heads, kwargs) with heads pulled out and later positionals turned into keywords."""
     kwargs = dict(kwargs)
-    if len(args) >= 4:
-        q, k, v, heads = args[:4]
-        extra = args[4:]
-    else:
-        q, k, v = args[:3]
-        heads = kwargs.pop("heads")
-        extra = args[3:]
-    if extra:  # ComfyUI never passes more positionals than heads; refuse rather than misroute one
-        raise TypeError(f"unexpected positional attention arguments: {len(extra)}")
+    q, k, v = args[:3]
+    rest = list(args[3:])
+    heads = rest.pop(0) if rest else kwargs.pop("heads")
+    if len(rest) > len(_POSITIONAL_AFTER_HEADS):
+        raise TypeError(f"unexpected positional attention arguments: {len(rest)}")
+    for name, value in zip(_POSITIONAL_AFTER_HEADS, rest):
+        kwargs[name] = value
     return q, k, v, heads, kwargs
 
 

@@ -110,3 +110,13 @@ def test_nothing_stays_patched_after_a_run(comfy_rt, tiny, family):
     assert "optimized_attention_override" not in case.patcher.model_options.get("transformer_options", {})
     after = tiny.sample(case, steps=2)
     assert torch.equal(before, after)
+
+
+def test_override_chain_accepts_ltxv_positional_mask(comfy_rt, tiny):
+    """LTXV's masked cross-attention passes the mask as the 5th positional argument."""
+    case = tiny.build("ltxv")
+    reference = tiny.sample(case, steps=2)
+    patched = _backend_node(comfy_rt).execute(case.patcher, "sdpa").result[0]
+    out = tiny.sample(case, model=patched, steps=2)
+    error = ((out - reference).abs().max() / reference.abs().max()).item()
+    assert error < 1e-4, error
