@@ -1,0 +1,143 @@
+"""F3-style pruning of redundant temporal attention (after Su et al., arXiv 2312.03459), host-agnostic.
+
+The paper prunes temporal attention "when aggregate temporal attention values are ranked below a certain ratio"; its
+exact aggregation is not public, so ours is stated here and in the README:
+
+    aggregate(unit) = mean of the unit's samples; one sample per (calibration attention call, batch element, head
+                      for a module unit, query frame i), valued at the mean over frame i's scored query tokens of
+                      the softmax mass they place on keys of frames j != i.
+
+A value near 0 means the unit already behaves per frame, so restricting it to its own frame changes little. Text
+(non-video) keys take part in the softmax but count as no frame, so their mass is not "temporal". Units are ranked
+over the whole model and the lowest ``floor(ratio * units)`` are pruned; ties go to the unit seen first. The pruned
+set is computed once per sampling run, after ``calibration_steps`` computed steps starting at ``start_sigma``, and
+stays frozen until the run ends.
+"""
+import math
+
+import torch
+
+WAIT, CALIBRATE, PRUNE = "wait", "calibrate", "prune"
+
+
+def cross_frame_mass(mass):
+    """[..., F, F] frame-pair mass (row i = query frame) -> [..., F]: each query frame's mass on other frames."""
+    return mass.sum(dim=-1) - mass.diagonal(dim1=-2, dim2=-1)
+
+
+def lowest_fraction(aggregates, ratio):
+    """The ``floor(ratio * len)`` units with the lowest aggregate, as a frozenset; ties go to the earlier unit.
+
+    aggregates: dict unit -> float, in the order the units were first seen.
+    """
+    count = math.floor(ratio * len(aggregates) + 1e-9)  # the epsilon keeps e.g. 0.3 * 10 from flooring to 2
+    ranked = sorted(enumerate(aggregates.items()), key=lambda item: (item[1][1], item[0]))
+    return frozenset(unit for _, (unit, _) in ranked[:count])
+
+
+class TemporalScores:
+    """Running mean of per-unit cross-frame mass (float64 sums, so batched and split cond/uncond agree)."""
+
+    def __init__(self):
+        self._sums = {}
+        self._counts = {}
+
+    def add(self, units, values):
+        """values [..., len(units)]: samples of each unit's cross-frame mass (all leading entries weigh the same)."""
+        if values.shape[-1] != len(units):
+            raise ValueError(f"{values.shape[-1]} value columns for {len(units)} units")
+        flat = values.detach().reshape(-1, len(units)).double()
+        sums = flat.sum(dim=0).tolist()
+        for unit, total in zip(units, sums):
+            self._sums[unit] = self._sums.get(unit, 0.0) + total
+            self._counts[unit] = self._counts.get(unit, 0) + flat.shape[0]
+
+    def aggregates(self):
+        return {unit: self._sums[unit] / self._counts[unit] for unit in self._sums}
+
+
+class CalibrationSchedule:
+    """Phase of each computed step: WAIT before ``start_sigma``, then CALIBRATE for ``calibration_steps`` steps, then
+    PRUNE. A step is one distinct sigma value seen by the model (cond and uncond calls of a step share it)."""
+
+    def __init__(self, start_sigma, calibration_steps):
+        if calibration_steps < 1:
+            raise ValueError(f"calibration_steps must be at least 1, got {calibration_steps}")
+        self.start_sigma = float(start_sigma)
+        self.calibration_steps = calibration_steps
+        self._sigma = None
+        self._phase = WAIT
+        self._calibrated = 0
+
+    @property
+    def calibrated(self):
+        """How many calibration steps have started so far."""
+        return self._calibrated
+
+    def phase(self, sigma):
+        sigma = float(sigma)
+        if sigma != self._sigma:
+            self._sigma = sigma
+            if sigma > self.start_sigma:
+                self._phase = WAIT
+            elif self._calibrated < self.calibration_steps:
+                self._calibrated += 1
+                self._phase = CALIBRATE
+            else:
+                self._phase = PRUNE
+        return self._phase
+
+
+class TemporalPruneRun:
+    """State of one sampling run: schedule, scores, and the pruned set frozen at the first PRUNE step."""
+
+    def __init__(self, ratio, start_sigma, calibration_steps):
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+        self.ratio = ratio
+        self.schedule = CalibrationSchedule(start_sigma, calibration_steps)
+        self.scores = TemporalScores()
+        self.phase = WAIT
+        self.pruned = None  # frozenset once frozen
+
+    def begin_forward(self, sigma):
+        """Call once per model call with its sigma; returns the phase for that call."""
+        self.phase = self.schedule.phase(sigma)
+        if self.phase == PRUNE and self.pruned is None:
+            self.pruned = lowest_fraction(self.scores.aggregates(), self.ratio)
+        return self.phase
+
+    @property
+    def calibrating(self):
+        return self.phase == CALIBRATE
+
+    def is_pruned(self, unit):
+        return self.phase == PRUNE and unit in self.pruned
+
+    def summary(self):
+        aggregates = self.scores.aggregates()
+        return {"aggregates": aggregates, "pruned": self.pruned if self.pruned is not None else frozenset(),
+                "units": len(aggregates), "calibrated_steps": self.schedule.calibrated}
+
+
+def frame_ids(prefix, frames, tokens_per_frame, suffix, device=None):
+    """Frame index of each token of a sequence laid out as [prefix | frames x tokens_per_frame | suffix].
+
+    Prefix and suffix tokens (reference latents, text) get -1: they belong to no frame.
+    """
+    video = torch.arange(frames * tokens_per_frame, device=device) // tokens_per_frame
+    return torch.cat([torch.full((prefix,), -1, dtype=torch.long, device=device), video,
+                      torch.full((suffix,), -1, dtype=torch.long, device=device)])
+
+
+def sample_queries(frame_of_token, per_frame):
+    """Up to ``per_frame`` evenly spaced query positions of every frame (deterministic), ascending, as a LongTensor.
+
+    The same rows are chosen for every call with the same layout, so split and batched cond/uncond see equal samples.
+    """
+    chosen = []
+    for frame in range(int(frame_of_token.max().item()) + 1):
+        positions = torch.nonzero(frame_of_token == frame).flatten()
+        count = min(per_frame, positions.numel())
+        chosen.append(positions[(torch.arange(count, device=positions.device) * positions.numel()) // count])
+    return torch.cat(chosen).sort().values

@@ -1,0 +1,106 @@
+"""Bench variants and example workflows of FreeAccel_TemporalAttnPrune.
+
+Variants: ratios 0.25 / 0.5 / 0.75 in both modes, against the unpatched model (``--tiny``: SVD and WAN 2.1 with at
+least 9 latent frames). Workflows: ``python bench/make_workflow.py --build bench.variants_temporal_prune``.
+"""
+FAMILIES = ("svd", "wan21")
+FRAMES = 9  # latent frames of the tiny cases
+STEPS = 10
+RATIOS = (0.25, 0.5, 0.75)
+MODES = ("identity", "skip")
+START_PERCENT = 0.1
+CALIBRATION_STEPS = 2
+
+
+def _with(ratio, mode):
+    def apply(model):
+        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
+        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_TemporalAttnPrune"]
+        return node.execute(model, ratio, mode, START_PERCENT, CALIBRATION_STEPS).result[0]
+    return apply
+
+
+def variants(family):
+    return [(f"TemporalAttnPrune {mode} {ratio:g}", _with(ratio, mode)) for mode in MODES for ratio in RATIOS]
+
+
+# --- example workflows (UI format) ----------------------------------------------------------------------------
+
+_HF = "https://huggingface.co"
+_NOTE = ("**TemporalAttnPrune (F3)** measures, during `calibration_steps` steps from `start_percent`, how much "
+         "attention each temporal unit sends to *other* frames, then prunes the lowest `ratio` of them for the rest "
+         "of the run. Set `ratio` to 0 to only log the measurement. {extra}")
+
+
+def _svd(wf):
+    wf.note(_NOTE.format(extra="On SVD the units are the temporal (`time_stack`) attention modules; `skip` bypasses "
+                               "a pruned temporal block, `identity` keeps only its value/output projections."),
+            title="About this workflow")
+    ckpt = wf.add("ImageOnlyCheckpointLoader", ckpt_name="svd_xt.safetensors")
+    wf.model_file(ckpt, "svd_xt.safetensors",
+                  f"{_HF}/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+                  "checkpoints")
+    image = wf.add("LoadImage", image="example.png")
+    cond = wf.add("SVD_img2vid_Conditioning", width=1024, height=576, video_frames=25, motion_bucket_id=127, fps=6,
+                  augmentation_level=0.0)
+    wf.link(ckpt, "CLIP_VISION", cond, "clip_vision")
+    wf.link(image, "IMAGE", cond, "init_image")
+    wf.link(ckpt, "VAE", cond, "vae")
+    guidance = wf.add("VideoLinearCFGGuidance", min_cfg=1.0)
+    wf.link(ckpt, "MODEL", guidance, "model")
+    prune = wf.add("FreeAccel_TemporalAttnPrune", ratio=0.5, mode="identity", start_percent=START_PERCENT,
+                   calibration_steps=CALIBRATION_STEPS)
+    wf.link(guidance, "MODEL", prune, "model")
+    sampler = wf.add("KSampler", seed=42, steps=20, cfg=2.5, sampler_name="euler", scheduler="karras", denoise=1.0)
+    wf.link(prune, "MODEL", sampler, "model")
+    wf.link(cond, "positive", sampler, "positive")
+    wf.link(cond, "negative", sampler, "negative")
+    wf.link(cond, "latent", sampler, "latent_image")
+    decode = wf.add("VAEDecode")
+    wf.link(sampler, "LATENT", decode, "samples")
+    wf.link(ckpt, "VAE", decode, "vae")
+    save = wf.add("SaveAnimatedWEBP", filename_prefix="svd_temporal_prune", fps=6.0)
+    wf.link(decode, "IMAGE", save, "images")
+    wf.group("FreeAccel", [prune])
+
+
+def _wan21(wf):
+    wf.note(_NOTE.format(extra="On WAN the units are heads of the 3-D self-attention; a pruned head attends within "
+                               "its own latent frame only (`identity`) or is dropped (`skip`)."),
+            title="About this workflow")
+    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
+    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
+                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/"
+                  "wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
+    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/"
+                  "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
+    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.model_file(vae, "wan_2.1_vae.safetensors",
+                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors",
+                  "vae")
+    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
+    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
+    wf.link(clip, "CLIP", positive, "clip")
+    wf.link(clip, "CLIP", negative, "clip")
+    shift = wf.add("ModelSamplingSD3", shift=8.0)
+    wf.link(unet, "MODEL", shift, "model")
+    prune = wf.add("FreeAccel_TemporalAttnPrune", ratio=0.5, mode="identity", start_percent=START_PERCENT,
+                   calibration_steps=CALIBRATION_STEPS)
+    wf.link(shift, "MODEL", prune, "model")
+    latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    sampler = wf.add("KSampler", seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0)
+    wf.link(prune, "MODEL", sampler, "model")
+    wf.link(positive, "CONDITIONING", sampler, "positive")
+    wf.link(negative, "CONDITIONING", sampler, "negative")
+    wf.link(latent, "LATENT", sampler, "latent_image")
+    decode = wf.add("VAEDecode")
+    wf.link(sampler, "LATENT", decode, "samples")
+    wf.link(vae, "VAE", decode, "vae")
+    save = wf.add("SaveAnimatedWEBP", filename_prefix="wan21_temporal_prune", fps=16.0)
+    wf.link(decode, "IMAGE", save, "images")
+    wf.group("FreeAccel", [prune])
+
+
+WORKFLOWS = {"svd_temporal_prune.json": _svd, "wan21_temporal_prune.json": _wan21}
