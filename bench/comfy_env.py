@@ -11,6 +11,7 @@ import copy
 import importlib
 import logging
 import os
+import shutil
 import sys
 import uuid
 from dataclasses import dataclass
@@ -159,6 +160,7 @@ def _boot(comfy_path, base_dir, pack_root, extra_args):
         sys.argv = saved_argv
 
     link = _link_pack(base_dir, pack_root)
+    _copy_shipped_inputs(comfy_path, base_dir)
     # nodes.py puts <root>/comfy first on sys.path, after which `import utils` would find comfy/utils.py rather than
     # ComfyUI's utils/ package; main.py imports utils.extra_config first for that reason, and so do we.
     import utils.extra_config  # noqa: F401
@@ -202,6 +204,19 @@ def _ensure_torchvision():
     _torchvision_schemas.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     _torchvision_schemas.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
     import torchvision  # noqa: F401,F811
+
+
+def _copy_shipped_inputs(comfy_path, base_dir):
+    """A separate base directory starts with the input files a ComfyUI checkout ships (e.g. input/example.png, which
+    the default LoadImage widget names), as a user's install has them."""
+    source, target = os.path.join(comfy_path, "input"), os.path.join(base_dir, "input")
+    if os.path.realpath(source) == os.path.realpath(target) or not os.path.isdir(source):
+        return
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(source):
+        path = os.path.join(source, name)
+        if os.path.isfile(path) and not os.path.exists(os.path.join(target, name)):
+            shutil.copyfile(path, os.path.join(target, name))
 
 
 def _link_pack(base_dir, pack_root):

@@ -79,11 +79,17 @@ def load_prompt(path):
     return workflow_to_prompt(ui, schemas)
 
 
-def run_workflow(runtime, args):
+def workflow_prompt(runtime, args):
+    """The --workflow file as an API prompt, rewired to tiny models under --tiny."""
     prompt = load_prompt(args.workflow)
     if args.tiny:
         from .tiny_workflow import tiny_prompt
         prompt = tiny_prompt(prompt, runtime.base_dir)
+    return prompt
+
+
+def run_workflow(runtime, args):
+    prompt = workflow_prompt(runtime, args)
     start_time = time.perf_counter()
     outputs = runtime.execute(prompt)
     elapsed = time.perf_counter() - start_time
@@ -139,9 +145,10 @@ def bench_workflow(runtime, args):
     from tqdm import tqdm
     from .workflow_bench import WorkflowBench
 
-    workflow_bench = WorkflowBench(runtime, load_prompt(args.workflow))
+    workflow_bench = WorkflowBench(runtime, workflow_prompt(runtime, args))
     variants = workflow_bench.variants()
-    title = f"{os.path.basename(args.workflow)} (real weights): FreeAccel nodes as given vs bypassed"
+    weights = "tiny random weights" if args.tiny else "real weights"
+    title = f"{os.path.basename(args.workflow)} ({weights}): FreeAccel nodes as given vs bypassed"
     with tqdm(total=len(variants) * (args.repeats + 1), desc="workflow", leave=False) as bar:
         results = benchmark.run_variants(workflow_bench.sample, variants, repeats=args.repeats,
                                          decode_fn=workflow_bench.decode_fn(), progress=bar)

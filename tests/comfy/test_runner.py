@@ -103,3 +103,17 @@ def test_tiny_prompt_rejects_families_without_a_tiny_file():
 def test_latent_to_rgb_shape_and_range(tiny_nodes):
     rgb = tiny_nodes.latent_to_rgb(torch.randn(1, 16, 3, 6, 8))
     assert rgb.shape == (3, 6, 8, 3) and 0 <= rgb.min() and rgb.max() <= 1
+
+
+def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_nodes, tmp_path, capsys):
+    args = run.parse_args(["--bench", "--workflow", "workflows/wan21_t2v_adacache.json", "--tiny", "--repeats", "1",
+                           "--out", str(tmp_path)])
+    (case,) = run.bench_workflow(bench_nodes, args)
+    baseline, patched = case["results"]
+    assert (baseline.name, patched.name) == ("baseline", "FreeAccel nodes as given")
+    assert math.isinf(baseline.psnr_latent)
+    assert math.isfinite(patched.psnr_latent)  # the bundled fast codebook reuses steps
+    assert any("AdaCache: computed" in line for line in patched.log)
+    assert not any("AdaCache" in line for line in baseline.log)
+    assert patched.work_skipped > 0
+

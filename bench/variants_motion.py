@@ -1,0 +1,177 @@
+"""Bench variants and the example workflow of the motion nodes.
+
+- ``variants(family)``: FreeAccel_LocalWindowAttention at a few window sizes against the unpatched model (run by
+  ``python -m bench.run --bench --tiny --techniques local_window``: wall time, attention FLOPs, PSNR).
+- ``motion_transfer_timings()``: FreeAccel_MotionTransferGuider ``fastvmt`` vs ``ditflow`` on tiny WAN in one
+  process: wall time of each run and the AMF losses of the guidance (``python -m bench.variants_motion``).
+- ``WORKFLOWS``: ``python bench/make_workflow.py --build bench.variants_motion``.
+"""
+import time
+
+FAMILIES = ("wan21", "hunyuan_video", "mochi")
+FRAMES = 9  # latent frames of the tiny cases
+STEPS = 10
+# (frames, height, width) of the window: from nearly everything down to a small neighbourhood
+WINDOWS = ((2, 5, 7), (1, 3, 5), (0, 3, 3))
+
+
+def _with_window(frames, height, width):
+    def apply(model):
+        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
+        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_LocalWindowAttention"]
+        return node.execute(model, frames, height, width, 0, -1, 0.0, 1.0, "auto").result[0]
+    return apply
+
+
+def variants(family):
+    return [(f"LocalWindow +-{f} frames {h}x{w}", _with_window(f, h, w)) for f, h, w in WINDOWS]
+
+
+# --- fastvmt vs ditflow ----------------------------------------------------------------------------------------
+
+
+def moving_reference(latent_shape, seed=5):
+    """A reference latent whose content moves one latent column per frame (deterministic)."""
+    import torch
+    _, channels, frames, height, width = latent_shape
+    plane = torch.randn(1, channels, height, width + frames, generator=torch.Generator().manual_seed(seed))
+    return torch.stack([plane[..., t:t + width] for t in range(frames)], dim=2)
+
+
+def motion_transfer_timings(frames=FRAMES, steps=8, guided_steps=3, iterations=10, denoise=0.75, height=24,
+                            width=32, seed=0):
+    """Sample tiny WAN with the guider in each mode (SDEdit start from the reference, as the workflow does).
+
+    Returns {mode: {"seconds", "guidance_seconds", "first_losses", "last_losses", "final_loss"}} plus "plain_seconds"
+    (guided_steps = 0; guidance_seconds = seconds - plain_seconds), "speedup" (ditflow / fastvmt wall time of the
+    whole run) and "guidance_speedup" (the same for the guidance alone). Losses are each mode's own objective (fastvmt: its frame pairs and
+    windows plus the tracking term; ditflow: all pairs, full frames), per guided step: first and last real iteration.
+    """
+    import torch
+    import comfy.samplers
+    import nodes
+    from comfy_extras import nodes_custom_sampler as custom
+
+    from . import tiny_models
+
+    case = tiny_models.build("wan21", frames=frames, height=height, width=width)
+    reference = moving_reference(case.latent.shape)
+    node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_MotionTransferGuider"]
+
+    def run(mode, guided):
+        guider = node.execute(case.patcher, case.positive, case.negative, 5.0, {"samples": reference}, mode, guided,
+                              iterations, 0.003, 0.002, 14, 4, 3, 4, 21, 21, 3).result[0]
+        sigmas = custom.BasicScheduler.execute(case.patcher, "simple", steps, denoise).result[0]
+        start = time.perf_counter()
+        with torch.inference_mode():
+            custom.SamplerCustomAdvanced.execute(custom.Noise_RandomNoise(seed), guider,
+                                                 comfy.samplers.sampler_object("euler"), sigmas,
+                                                 {"samples": reference})
+        return time.perf_counter() - start, getattr(guider, "loss_history", [])
+
+    run("fastvmt", 0)  # warm-up
+    results = {"plain_seconds": run("fastvmt", 0)[0]}
+    for mode in ("fastvmt", "ditflow"):
+        seconds, history = run(mode, guided_steps)
+        results[mode] = {"seconds": seconds, "guidance_seconds": seconds - results["plain_seconds"],
+                         "first_losses": [h[0] for h in history],
+                         "last_losses": [h[-1] for h in history], "final_loss": history[-1][-1]}
+    results["speedup"] = results["ditflow"]["seconds"] / results["fastvmt"]["seconds"]
+    results["guidance_speedup"] = results["ditflow"]["guidance_seconds"] / results["fastvmt"]["guidance_seconds"]
+    return results
+
+
+def main():
+    import argparse
+    import json
+    import tempfile
+
+    from .comfy_env import boot, find_comfyui
+
+    parser = argparse.ArgumentParser(prog="python -m bench.variants_motion", description=motion_transfer_timings.__doc__)
+    parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH)")
+    parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--guided-steps", type=int, default=3)
+    args = parser.parse_args()
+    boot(find_comfyui(args.comfyui), tempfile.mkdtemp(prefix="freeaccel_motion_"))
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    print(json.dumps(motion_transfer_timings(frames=args.frames, steps=args.steps, guided_steps=args.guided_steps),
+                     indent=2))
+
+
+# --- example workflow (UI format) ------------------------------------------------------------------------------
+
+_HF = "https://huggingface.co"
+_REPACK = f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+_NOTE = (
+    "**Motion Transfer Guider (FastVMT)** transfers the motion of a reference video to a new prompt, training-free. "
+    "At the first `guided_steps` steps it optimises the latent (AdamW, `iterations` per step) so that the attention "
+    "motion flow of block `amf_block` matches the reference's; `fastvmt` mode compares each frame with its next "
+    "`temporal_span`-1 frames through a local search window and reuses gradients (`recompute_every`), `ditflow` is "
+    "the unaccelerated baseline.\n\n"
+    "Put a video named `reference.mp4` into ComfyUI's `input` folder (or pick another in **Load Video**). It is cut "
+    "to 33 frames (ImageFromBatch), resized to 832x480 and VAE-encoded; that latent is both the motion reference and "
+    "the SDEdit start: BasicScheduler `denoise` 0.75 noises it to the first guided step, as FastVMT does. The "
+    "reference and the output must have the same length and size.")
+
+
+def _wan21_motion_transfer(wf):
+    wf.note(_NOTE, title="About this workflow")
+    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
+    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
+                  f"{_REPACK}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
+    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                  f"{_REPACK}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
+    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{_REPACK}/vae/wan_2.1_vae.safetensors", "vae")
+    shift = wf.add("ModelSamplingSD3", shift=7.0)
+    wf.link(unet, "MODEL", shift, "model")
+
+    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
+    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality, distorted")
+    empty = wf.add("CLIPTextEncode", title="Reference prompt (empty)", text="")
+    for encode in (positive, negative, empty):
+        wf.link(clip, "CLIP", encode, "clip")
+
+    video = wf.add("LoadVideo", file="reference.mp4")
+    components = wf.add("GetVideoComponents")
+    wf.link(video, "VIDEO", components, "video")
+    frames = wf.add("ImageFromBatch", batch_index=0, length=33)
+    wf.link(components, "images", frames, "image")
+    resize = wf.add("ImageScale", upscale_method="bilinear", width=832, height=480, crop="center")
+    wf.link(frames, "IMAGE", resize, "image")
+    encode = wf.add("VAEEncode")
+    wf.link(resize, "IMAGE", encode, "pixels")
+    wf.link(vae, "VAE", encode, "vae")
+
+    guider = wf.add("FreeAccel_MotionTransferGuider", cfg=5.8, mode="fastvmt", guided_steps=10, iterations=10)
+    wf.link(shift, "MODEL", guider, "model")
+    wf.link(positive, "CONDITIONING", guider, "positive")
+    wf.link(negative, "CONDITIONING", guider, "negative")
+    wf.link(encode, "LATENT", guider, "reference")
+    wf.link(empty, "CONDITIONING", guider, "reference_conditioning")
+    noise = wf.add("RandomNoise", noise_seed=42)
+    sampler = wf.add("KSamplerSelect", sampler_name="euler")
+    sigmas = wf.add("BasicScheduler", scheduler="simple", steps=50, denoise=0.75)
+    wf.link(shift, "MODEL", sigmas, "model")
+    sample = wf.add("SamplerCustomAdvanced")
+    wf.link(noise, "NOISE", sample, "noise")
+    wf.link(guider, "GUIDER", sample, "guider")
+    wf.link(sampler, "SAMPLER", sample, "sampler")
+    wf.link(sigmas, "SIGMAS", sample, "sigmas")
+    wf.link(encode, "LATENT", sample, "latent_image")
+    decode = wf.add("VAEDecode")
+    wf.link(sample, "output", decode, "samples")
+    wf.link(vae, "VAE", decode, "vae")
+    save = wf.add("SaveAnimatedWEBP", filename_prefix="wan21_motion_transfer", fps=16.0)
+    wf.link(decode, "IMAGE", save, "images")
+    wf.group("FreeAccel", [guider])
+
+
+WORKFLOWS = {"wan21_motion_transfer.json": _wan21_motion_transfer}
+
+if __name__ == "__main__":
+    main()
