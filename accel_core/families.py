@@ -32,8 +32,6 @@ SUPPORT = {
     "token_prune": {
         "sd15": "object patch on each SpatialTransformer",
         "sdxl": "object patch on each SpatialTransformer",
-        "flux": f"{_DIT_BLOCKS} over a block range",
-        "wan": f"{_DIT_BLOCKS} over a block range",
     },
     "temporal_prune": {
         "svd": "object patch on each time_stack attention module",

@@ -1,0 +1,168 @@
+"""AT-EDM token pruning (Wang et al., CVPR 2024), host-agnostic: G-WPR scores, keep selection, similarity recovery,
+and the DSAP / level schedule that decides how hard each attention stage prunes at a given step.
+
+An "attention stage" is one run of transformer blocks between two convolutional parts of the network (in a UNet,
+one SpatialTransformer). At the stage's first self-attention every token gets a G-WPR importance score, the top
+ceil((1 - ratio) * N) tokens are kept and everything after that self-attention runs on them only; before the features
+go back to convolutions each pruned token is refilled from its most similar kept token.
+
+Choices that are ours (the paper's text was unavailable; see README for the measurements behind them):
+  * G-WPR weighting: attention probabilities averaged over heads, uniform start s0 = 1/N, s <- A^T s renormalised to
+    sum 1 each round (a power iteration of the attention graph). One round equals the attention each token receives.
+  * Similarity: cosine similarity of the token features at pruning time.
+This module never imports ComfyUI.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..kernels.scoring import attention_transpose_product
+from ..kernels.tokens import complement_index, gather_tokens, scatter_tokens, topk_keep_index
+
+MAX_RATIO = 0.95
+RECOVERY_MODES = ("similarity", "passthrough")
+AUTO_LEVELS = "auto"
+
+
+def kept_count(num_tokens, ratio):
+    """ceil((1 - ratio) * N), at least one token; rounded first so that 0.7 * 10 does not become 7.000000001 -> 8."""
+    return max(1, math.ceil(round((1.0 - ratio) * num_tokens, 6)))
+
+
+def score_query_rows(num_tokens, fraction, seed, device):
+    """The query rows G-WPR reads: None (all) when fraction >= 1, else a seeded random subset, ascending."""
+    if fraction >= 1.0:
+        return None
+    count = max(1, round(fraction * num_tokens))
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    rows = torch.randperm(num_tokens, generator=generator)[:count]
+    return rows.sort().values.to(device)
+
+
+def gwpr_scores(q, k, iterations, *, query_index=None, scale=None, chunk_size=1024):
+    """G-WPR importance per token: s0 = 1/N, then `iterations` rounds of s <- normalise(A^T s).
+
+    q, k: [B, H, N, D] of the stage's first self-attention; A = softmax(q k^T * scale) averaged over heads. With a
+    query_index only those rows of A take part (a sampled estimate that bounds the extra cost). Returns float32 [B, N]
+    summing to 1 per batch element.
+    """
+    batch, _, tokens, _ = q.shape
+    scores = torch.full((batch, tokens), 1.0 / tokens, dtype=torch.float32, device=q.device)
+    for _ in range(iterations):
+        received = attention_transpose_product(q, k, scores, scale=scale, chunk_size=chunk_size,
+                                               query_index=query_index).float()
+        scores = received / received.sum(dim=-1, keepdim=True)
+    return scores
+
+
+def keep_index_for(scores, ratio):
+    """[B, K] positions of the K = kept_count(N, ratio) best-scored tokens, ascending (spatial order preserved)."""
+    return topk_keep_index(scores, kept_count(scores.shape[1], ratio))
+
+
+def recovery_source(features, keep_index, chunk_size=1024):
+    """For every position, the slot in the kept list whose stage output it takes: a kept token its own slot, a
+    pruned token the slot of the kept token with the highest cosine similarity of `features` (ties: lowest slot).
+
+    features: [B, N, C] token features at pruning time; keep_index: [B, K]. Returns LongTensor [B, N]. The pruned x
+    kept similarity matrix is built in chunks of `chunk_size` pruned rows to bound memory.
+    """
+    batch, tokens, _ = features.shape
+    kept = keep_index.shape[1]
+    pruned_index = complement_index(keep_index, tokens)
+    unit = F.normalize(features.float(), dim=-1)
+    kept_unit_t = gather_tokens(unit, keep_index).transpose(1, 2)
+    pruned_unit = gather_tokens(unit, pruned_index)
+    nearest = [torch.bmm(pruned_unit[:, start:start + chunk_size], kept_unit_t).argmax(dim=-1)
+               for start in range(0, pruned_unit.shape[1], chunk_size)]
+    own_slot = torch.arange(kept, device=features.device).expand(batch, kept)
+    source = scatter_tokens(torch.zeros(batch, tokens, dtype=torch.long, device=features.device),
+                            keep_index, own_slot)
+    if nearest:
+        source = scatter_tokens(source, pruned_index, torch.cat(nearest, dim=1))
+    return source
+
+
+def recover_similarity(kept_out, source):
+    """Full-length stage output: position i gets kept_out[source[i]] (see recovery_source)."""
+    return gather_tokens(kept_out, source)
+
+
+def recover_passthrough(features, keep_index, kept_out):
+    """Full-length stage output where pruned tokens keep their features from pruning time."""
+    return scatter_tokens(features, keep_index, kept_out)
+
+
+def parse_levels(text):
+    """"auto" -> None (select stages by token count), else a sorted tuple of downsample factors from "1, 2, 4"."""
+    cleaned = text.strip().lower()
+    if cleaned == AUTO_LEVELS:
+        return None
+    parts = [part.strip() for part in cleaned.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("levels is empty: use 'auto' or a comma-separated list of downsample factors such as '1,2'")
+    factors = set()
+    for part in parts:
+        if not part.isdigit() or int(part) < 1 or int(part) & (int(part) - 1):
+            raise ValueError(f"levels: '{part}' is not a downsample factor (1, 2, 4, 8, ...); use 'auto' or e.g. '1,2'")
+        factors.add(int(part))
+    return tuple(sorted(factors))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One attention stage: its resolution level (downsample factor vs. the latent) and whether DSAP spares it early
+    (it is the first stage of a down level or the last stage of an up level)."""
+    level: int
+    dsap_protected: bool
+
+
+def classify_stages(stages):
+    """stages: ordered (section, level) pairs with section "input" | "middle" | "output" -> list of Stage."""
+    first_down, last_up = {}, {}
+    for position, (section, level) in enumerate(stages):
+        if section == "input":
+            first_down.setdefault(level, position)
+        elif section == "output":
+            last_up[level] = position
+    protected = set(first_down.values()) | set(last_up.values())
+    return [Stage(level, position in protected) for position, (_, level) in enumerate(stages)]
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    ratio: float
+    iterations: int = 1
+    score_queries: float = 1.0
+    recovery: str = "similarity"
+    dsap: bool = True
+    dsap_percent: float = 0.3
+    levels: tuple = None  # None = every stage with at least min_tokens tokens
+    min_tokens: int = 1024
+
+    def validate(self):
+        """Raise ValueError with a user-facing message for any setting the node must reject."""
+        if not 0.0 <= self.ratio <= MAX_RATIO:
+            raise ValueError(f"ratio must be within [0, {MAX_RATIO}], got {self.ratio}")
+        if not 0.0 <= self.dsap_percent <= 1.0:
+            raise ValueError(f"dsap_percent must be within [0, 1], got {self.dsap_percent}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+        if not 0.0 < self.score_queries <= 1.0:
+            raise ValueError(f"score_queries must be within (0, 1], got {self.score_queries}")
+        if self.recovery not in RECOVERY_MODES:
+            raise ValueError(f"recovery must be one of {RECOVERY_MODES}, got '{self.recovery}'")
+        if self.levels is not None and not self.levels:
+            raise ValueError("levels is empty: use 'auto' or a comma-separated list of downsample factors")
+
+    def stage_ratio(self, stage, tokens, sigma, dsap_sigma):
+        """The ratio this stage prunes at: 0 when its level is not selected, or when DSAP spares it because the
+        step is among the first dsap_percent of sampling (sigma above dsap_sigma; None = no run schedule known)."""
+        selected = tokens >= self.min_tokens if self.levels is None else stage.level in self.levels
+        if not selected:
+            return 0.0
+        if self.dsap and stage.dsap_protected and dsap_sigma is not None and sigma > dsap_sigma:
+            return 0.0
+        return self.ratio

@@ -1,0 +1,287 @@
+"""FreeAccel_TokenPrune inside a real ComfyUI on tiny SD1.5 / SDXL UNets: transparency at ratio 0, restoration,
+pruning right after the first self-attention, DSAP, batching, FLOPs against an exact prediction, and validation."""
+import logging
+import math
+
+import pytest
+import torch
+
+from bench.flops import count_flops
+
+CONTEXT_TOKENS = 77  # the tiny UNet cases' CLIP context length
+
+
+@pytest.fixture
+def tp_node(comfy_rt):
+    return comfy_rt.pack_module("nodes.token_prune")
+
+
+@pytest.fixture
+def tp_core(comfy_rt):
+    return comfy_rt.pack_module("accel_core.token_prune")
+
+
+def _settings(tp_core, ratio, **kwargs):
+    kwargs.setdefault("levels", None)
+    kwargs.setdefault("min_tokens", 1)  # the tiny latents are far below the 1024-token default
+    return tp_core.PruneSettings(ratio=ratio, **kwargs)
+
+
+def _stage_tokens(height, width, level):
+    while level > 1:  # ComfyUI's stride-2 Downsample (kernel 3, padding 1) gives ceil(n / 2)
+        height, width, level = math.ceil(height / 2), math.ceil(width / 2), level // 2
+    return height * width
+
+
+def _record_attn2_tokens(model):
+    """Clone of `model` that records (block, block_index, query tokens) of every cross-attention call."""
+    seen = []
+
+    def attn2_patch(n, context, value, extra_options):
+        seen.append((tuple(extra_options["block"]), extra_options["block_index"], n.shape[1]))
+        return n, context, value
+
+    recorded = model.clone()
+    recorded.set_model_attn2_patch(attn2_patch)
+    return recorded, seen
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_ratio_zero_is_bit_identical_and_patches_are_restored(comfy_rt, tiny, tp_node, tp_core, family):
+    case = tiny.build(family, height=17, width=23)
+    reference = tiny.sample(case, steps=2)
+    patched = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.0, dsap=False))
+    assert torch.equal(tiny.sample(case, model=patched, steps=2), reference)
+    pruned = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
+    out = tiny.sample(case, model=pruned, steps=2)
+    assert out.shape == reference.shape and torch.isfinite(out).all() and not torch.equal(out, reference)
+    assert torch.equal(tiny.sample(case, model=pruned, steps=2), out)  # deterministic, per-run state is fresh
+    assert torch.equal(tiny.sample(case, steps=2), reference)  # object patches were put back
+    diffusion_model = case.patcher.model.diffusion_model
+    assert not any(isinstance(m, tp_node.PrunedSpatialTransformer) for m in diffusion_model.modules())
+
+
+def test_sdxl_refiner(comfy_rt, tiny, tp_node, tp_core):
+    """The SDXL refiner config (aesthetic-score conditioning) is the "sdxl" family and prunes the same way."""
+    import comfy.supported_models
+    case = tiny.build("sdxl")
+    config = tiny._unet_config(num_res_blocks=[1, 1, 1], channel_mult=[1, 2, 2], transformer_depth=[0, 1, 1],
+                               transformer_depth_output=[0, 0, 1, 1, 1, 1], use_linear_in_transformer=True,
+                               num_classes="sequential", adm_in_channels=tiny.POOLED_DIM + 5 * 256)
+    case.patcher = tiny.make_patcher(comfy.supported_models.SDXLRefiner, config, 0,
+                                     after_init={"num_heads": -1, "num_head_channels": 16})
+    reference = tiny.sample(case, steps=2)
+    zero = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.0))
+    assert torch.equal(tiny.sample(case, model=zero, steps=2), reference)
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5,
+                                                                                             dsap=False)))
+    out = tiny.sample(case, model=recorded, steps=1)
+    assert torch.isfinite(out).all()
+    assert {tokens for _, _, tokens in seen} == {tp_core.kept_count(_stage_tokens(16, 24, 2), 0.5),
+                                                tp_core.kept_count(_stage_tokens(16, 24, 4), 0.5)}
+
+
+def test_state_dict_keys_unchanged_while_patched(comfy_rt, tiny, tp_node, tp_core):
+    case = tiny.build("sd15")
+    keys = set(case.patcher.model.state_dict())
+    patched = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
+    patched.patch_model()
+    try:
+        assert isinstance(patched.model.diffusion_model.input_blocks[1][1], tp_node.PrunedSpatialTransformer)
+        assert set(patched.model.state_dict()) == keys
+    finally:
+        patched.unpatch_model()
+    assert set(case.patcher.model.state_dict()) == keys
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_prunes_right_after_the_first_self_attention(comfy_rt, tiny, tp_node, tp_core, family):
+    """Every cross-attention of a pruned stage, the first block's included, sees exactly K = ceil((1 - r) N) tokens."""
+    height, width, ratio = 17, 23, 0.6
+    case = tiny.build(family, height=height, width=width)
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(case.patcher, _settings(tp_core, ratio,
+                                                                                             dsap=False)))
+    tiny.sample(case, model=recorded, steps=1)
+    levels = {}
+    for path, section, level in tp_node.unet_stage_paths(case.patcher.model.diffusion_model):
+        block_id = 0 if section == "middle" else int(path.split(".")[2])
+        levels[(section, block_id)] = level
+    assert seen and {block for block, _, _ in seen} == set(levels)
+    for block, _, tokens in seen:
+        full = _stage_tokens(height, width, levels[block])
+        assert tokens == tp_core.kept_count(full, ratio), (block, full, tokens)
+
+
+def test_dsap_spares_outer_stages_early_only(comfy_rt, tiny, tp_node, tp_core):
+    height, width, ratio, steps = 16, 24, 0.5, 4
+    case = tiny.build("sd15", height=height, width=width)
+    settings = _settings(tp_core, ratio, dsap=True, dsap_percent=0.5)
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(case.patcher, settings))
+    tiny.sample(case, model=recorded, steps=steps, cfg=1.0)  # cfg 1: one model call per step
+    entries = tp_node.unet_stage_paths(case.patcher.model.diffusion_model)
+    stages = tp_core.classify_stages([(section, level) for _, section, level in entries])
+    per_step = len(seen) // steps
+    assert per_step == len(entries)
+    sampling = case.patcher.get_model_object("model_sampling")
+    import comfy.samplers
+    sigmas = comfy.samplers.calculate_sigmas(sampling, "simple", steps)
+    threshold = sampling.percent_to_sigma(0.5)
+    for step in range(steps):
+        early = float(sigmas[step]) > threshold
+        for stage, (_, _, tokens), (_, _, level) in zip(stages, seen[step * per_step:(step + 1) * per_step], entries):
+            full = _stage_tokens(height, width, level)
+            expected = full if early and stage.dsap_protected else tp_core.kept_count(full, ratio)
+            assert tokens == expected, (step, stage, tokens)
+    assert any(float(s) > threshold for s in sigmas[:steps]) and any(float(s) <= threshold for s in sigmas[:steps])
+
+
+def test_dsap_percent_zero_equals_dsap_off(comfy_rt, tiny, tp_node, tp_core):
+    case = tiny.build("sdxl")
+    off = tiny.sample(case, model=tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, dsap=False)))
+    zero = tiny.sample(case, model=tp_node.apply_token_prune(
+        case.patcher, _settings(tp_core, 0.5, dsap=True, dsap_percent=0.0)))
+    assert torch.equal(off, zero)
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_batch_elements_are_pruned_independently(comfy_rt, tiny, tp_node, tp_core, family):
+    """Scores and keep sets are per batch element: a batch of two equals the two elements run alone."""
+    import comfy.model_management
+    case = tiny.build(family, height=15, width=21)
+    patched = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, dsap=False))
+    comfy.model_management.load_models_gpu([patched])
+    model = patched.model
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4, 15, 21, generator=generator)
+    context = torch.cat([case.positive[0][0], case.negative[0][0]])
+    sigma = torch.tensor([5.0, 5.0])
+    kwargs = {}
+    if family == "sdxl":
+        kwargs["y"] = torch.randn(2, model.diffusion_model.label_emb[0][0].in_features, generator=generator)
+
+    def run(rows):
+        extra = {k: v[rows] for k, v in kwargs.items()}
+        return model.apply_model(x[rows], sigma[rows], c_crossattn=context[rows],
+                                 transformer_options=dict(patched.model_options["transformer_options"]), **extra)
+
+    both = run(slice(0, 2))
+    torch.testing.assert_close(both[0:1], run(slice(0, 1)), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(both[1:2], run(slice(1, 2)), atol=1e-4, rtol=1e-4)
+
+
+def _linear_macs(linear, tokens):
+    return tokens * linear.in_features * linear.out_features
+
+
+def _block_macs(block, tokens):
+    """(attn1, attn2 + ff) multiply-accumulates of one BasicTransformerBlock on `tokens` tokens."""
+    a1, a2 = block.attn1, block.attn2
+    inner = a1.heads * a1.dim_head
+    attn1 = sum(_linear_macs(m, tokens) for m in (a1.to_q, a1.to_k, a1.to_v, a1.to_out[0])) + 2 * tokens ** 2 * inner
+    attn2 = (_linear_macs(a2.to_q, tokens) + _linear_macs(a2.to_out[0], tokens)
+             + _linear_macs(a2.to_k, CONTEXT_TOKENS) + _linear_macs(a2.to_v, CONTEXT_TOKENS)
+             + 2 * tokens * CONTEXT_TOKENS * inner)
+    ff = sum(_linear_macs(m, tokens) for m in block.ff.modules() if isinstance(m, torch.nn.Linear))
+    return attn1, attn2 + ff
+
+
+def _predicted_stage_change(stage, tokens, kept, batch, settings):
+    """FLOPs (pruned - unpruned) of one stage: blocks after the first attn1 run on K tokens; overhead = the q/k
+    recompute, `iterations` score passes over the sampled query rows, and the pruned x kept similarity matrix."""
+    saved = 0
+    for i, block in enumerate(stage.transformer_blocks):
+        attn1_full, rest_full = _block_macs(block, tokens)
+        attn1_kept, rest_kept = _block_macs(block, kept)
+        saved += rest_full - rest_kept + (attn1_full - attn1_kept if i else 0)
+    attn = stage.transformer_blocks[0].attn1
+    rows = tokens if settings.score_queries >= 1 else max(1, round(settings.score_queries * tokens))
+    overhead = _linear_macs(attn.to_q, tokens) + _linear_macs(attn.to_k, tokens)
+    overhead += settings.iterations * (rows * tokens * attn.heads * attn.dim_head + attn.heads * rows * tokens)
+    if settings.recovery == "similarity":
+        overhead += (tokens - kept) * kept * attn.heads * attn.dim_head
+    return 2 * batch * (overhead - saved)
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+@pytest.mark.parametrize("ratio,score_queries,recovery", [(0.3, 1.0, "similarity"), (0.7, 0.25, "similarity"),
+                                                          (0.5, 0.5, "passthrough")])
+def test_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, family, ratio, score_queries, recovery):
+    import comfy.utils
+    height, width = 33, 41
+    case = tiny.build(family, height=height, width=width)
+    _, base, _ = count_flops(tiny.sample, case, steps=1)  # one step, cond + uncond in one batch of 2
+    settings = _settings(tp_core, ratio, dsap=False, score_queries=score_queries, recovery=recovery, iterations=2)
+    _, measured, _ = count_flops(tiny.sample, case, model=tp_node.apply_token_prune(case.patcher, settings),
+                                 steps=1)
+    predicted = base
+    for path, _, level in tp_node.unet_stage_paths(case.patcher.model.diffusion_model):
+        tokens = _stage_tokens(height, width, level)
+        stage = comfy.utils.get_attr(case.patcher.model, path)
+        predicted += _predicted_stage_change(stage, tokens, tp_core.kept_count(tokens, ratio), 2, settings)
+    logging.getLogger(__name__).info("%s ratio %s: base %d measured %d predicted %d FLOPs", family, ratio, base,
+                                     measured, predicted)
+    assert measured == predicted
+
+
+def test_levels_select_stages(comfy_rt, tiny, tp_node, tp_core):
+    height, width = 16, 24
+    case = tiny.build("sdxl", height=height, width=width)  # attention at downsample 2 and 4
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(
+        case.patcher, _settings(tp_core, 0.5, dsap=False, levels=(4,))))
+    tiny.sample(case, model=recorded, steps=1)
+    for _, _, tokens in seen:
+        assert tokens in (_stage_tokens(height, width, 2), tp_core.kept_count(_stage_tokens(height, width, 4), 0.5))
+    auto = _settings(tp_core, 0.5, dsap=False, min_tokens=_stage_tokens(height, width, 2))
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(case.patcher, auto))
+    tiny.sample(case, model=recorded, steps=1)
+    assert {tokens for _, _, tokens in seen} == {tp_core.kept_count(_stage_tokens(height, width, 2), 0.5),
+                                                _stage_tokens(height, width, 4)}
+    with pytest.raises(ValueError, match="levels 1 select no attention stage of this model; its attention stages "
+                                         "are at downsample 2,4"):
+        tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, levels=(1,)))
+
+
+@pytest.mark.parametrize("family,message", [
+    ("svd", "token_prune: model 'SVD_img2vid' is not supported; supported families: SD 1.5, SDXL"),
+    ("flux", "token_prune: model 'Flux' is not supported; supported families: SD 1.5, SDXL")])
+def test_unsupported_models_fail_clearly(comfy_rt, tiny, tp_node, tp_core, family, message):
+    case = tiny.build(family)
+    with pytest.raises(ValueError, match=message):
+        tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
+
+
+def test_node_validation_messages(comfy_rt):
+    node = comfy_rt.node_class("FreeAccel_TokenPrune")
+    assert node.validate_inputs(ratio=0.5, dsap_percent=0.3, levels="auto") is True
+    assert node.validate_inputs(ratio=0.96) == "ratio must be within [0, 0.95], got 0.96"
+    assert node.validate_inputs(ratio=-0.1) == "ratio must be within [0, 0.95], got -0.1"
+    assert node.validate_inputs(dsap_percent=1.2) == "dsap_percent must be within [0, 1], got 1.2"
+    assert "levels is empty" in node.validate_inputs(levels=" ")
+    assert "'3' is not a downsample factor" in node.validate_inputs(levels="1,3")
+
+
+def _prompt(ratio=0.5, levels="auto", dsap_percent=0.3):
+    return {
+        "1": {"class_type": "FreeAccel_TokenPrune",
+              "inputs": {"model": ["9", 0], "ratio": ratio, "dsap": "on", "dsap_percent": dsap_percent,
+                         "levels": levels, "min_tokens": 1024, "recovery": "similarity", "iterations": 1,
+                         "score_queries": 0.25}},
+        "9": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.safetensors"}},
+        "2": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": 0, "steps": 1, "cfg": 1.0,
+                                                  "sampler_name": "euler", "scheduler": "simple",
+                                                  "positive": ["9", 1], "negative": ["9", 1],
+                                                  "latent_image": ["3", 0], "denoise": 1.0}},
+        "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "4": {"class_type": "SaveLatent", "inputs": {"samples": ["2", 0], "filename_prefix": "x"}},
+    }
+
+
+@pytest.mark.parametrize("inputs,message", [({"ratio": 0.99}, "ratio must be within [0, 0.95]"),
+                                            ({"levels": ""}, "levels is empty"),
+                                            ({"dsap_percent": 1.5}, "dsap_percent must be within [0, 1]")])
+def test_bad_inputs_fail_prompt_validation(comfy_rt, inputs, message):
+    import asyncio
+    import execution
+    _, _, _, node_errors = asyncio.run(execution.validate_prompt("tp", _prompt(**inputs), None))
+    messages = [e["details"] for e in node_errors.get("1", {}).get("errors", [])]
+    assert any(message in m for m in messages), node_errors

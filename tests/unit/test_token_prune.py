@@ -1,0 +1,193 @@
+import math
+
+import pytest
+import torch
+
+from freeaccel.accel_core import token_prune as tp
+from freeaccel.kernels.tokens import complement_index
+
+
+def _qk(batch=2, heads=3, tokens=37, dim=8, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, heads, tokens, dim, generator=generator)
+    k = torch.randn(batch, heads, tokens, dim, generator=generator)
+    return q, k
+
+
+def _dense_gwpr(q, k, iterations, rows=None):
+    """Reference: the full softmax map, averaged over heads, power-iterated with float64 arithmetic."""
+    probs = torch.softmax(q.double() @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1).mean(dim=1)
+    if rows is not None:
+        mask = torch.zeros(q.shape[2], dtype=torch.float64)
+        mask[rows] = 1.0
+        probs = probs * mask.view(1, -1, 1)
+    scores = torch.full((q.shape[0], q.shape[2]), 1.0 / q.shape[2], dtype=torch.float64)
+    for _ in range(iterations):
+        scores = torch.einsum("brk,br->bk", probs, scores)
+        scores = scores / scores.sum(dim=-1, keepdim=True)
+    return scores
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 5])
+def test_gwpr_equals_dense_power_iteration(iterations):
+    q, k = _qk()
+    scores = tp.gwpr_scores(q, k, iterations, chunk_size=8)  # chunking across row boundaries
+    assert scores.dtype == torch.float32 and scores.shape == (2, 37)
+    torch.testing.assert_close(scores.double(), _dense_gwpr(q, k, iterations), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores.sum(dim=-1), torch.ones(2), atol=1e-6, rtol=0)
+
+
+def test_gwpr_one_round_is_normalised_column_sum():
+    q, k = _qk(tokens=20)
+    probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(8), dim=-1).mean(dim=1)
+    column = probs.sum(dim=1)
+    torch.testing.assert_close(tp.gwpr_scores(q, k, 1), column / column.sum(-1, keepdim=True), atol=1e-6, rtol=0)
+
+
+def test_gwpr_on_sampled_rows_matches_dense_on_those_rows():
+    q, k = _qk(tokens=50)
+    rows = tp.score_query_rows(50, 0.3, seed=4, device=q.device)
+    assert rows.numel() == 15 and bool((rows[1:] > rows[:-1]).all())
+    scores = tp.gwpr_scores(q, k, 3, query_index=rows, chunk_size=4)
+    torch.testing.assert_close(scores.double(), _dense_gwpr(q, k, 3, rows), atol=1e-5, rtol=0)
+
+
+def test_score_query_rows_seeded_and_full():
+    assert tp.score_query_rows(100, 1.0, 0, "cpu") is None
+    first = tp.score_query_rows(100, 0.25, 7, "cpu")
+    assert torch.equal(first, tp.score_query_rows(100, 0.25, 7, "cpu"))
+    assert not torch.equal(first, tp.score_query_rows(100, 0.25, 8, "cpu"))
+    assert tp.score_query_rows(3, 0.01, 0, "cpu").numel() == 1
+
+
+@pytest.mark.parametrize("tokens,ratio,kept", [(10, 0.7, 3), (10, 0.3, 7), (4096, 0.5, 2048), (4096, 0.0, 4096),
+                                               (7, 0.5, 4), (5, 0.95, 1), (1, 0.9, 1)])
+def test_kept_count(tokens, ratio, kept):
+    assert tp.kept_count(tokens, ratio) == kept
+
+
+def test_keep_index_takes_top_scores_in_position_order():
+    scores = torch.tensor([[0.1, 0.5, 0.2, 0.9, 0.05, 0.3], [0.6, 0.1, 0.2, 0.3, 0.4, 0.5]])
+    index = tp.keep_index_for(scores, 0.5)
+    assert index.tolist() == [[1, 3, 5], [0, 4, 5]]
+
+
+def _brute_nearest(features, keep):
+    unit = torch.nn.functional.normalize(features.double(), dim=-1)
+    out = []
+    for b in range(features.shape[0]):
+        row = []
+        for i in range(features.shape[1]):
+            if i in keep[b].tolist():
+                row.append(keep[b].tolist().index(i))
+            else:
+                sims = [float(unit[b, i] @ unit[b, j]) for j in keep[b].tolist()]
+                row.append(max(range(len(sims)), key=lambda s: (sims[s], -s)))
+        out.append(row)
+    return out
+
+
+def test_recovery_copies_exactly_the_nearest_kept_token():
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 23, 6, generator=generator)
+    keep = tp.keep_index_for(torch.rand(2, 23, generator=generator), 0.6)
+    source = tp.recovery_source(features, keep, chunk_size=5)
+    assert source.tolist() == _brute_nearest(features, keep)
+    kept_out = torch.randn(2, keep.shape[1], 6, generator=generator)
+    full = tp.recover_similarity(kept_out, source)
+    for b in range(2):
+        for i in range(23):
+            assert torch.equal(full[b, i], kept_out[b, source[b, i]])
+
+
+def test_recovery_hand_computed():
+    # token 1 points along token 0 (cosine 1), token 3 along token 2; kept = {0, 2}
+    features = torch.tensor([[[1.0, 0.0], [3.0, 0.1], [0.0, 1.0], [-0.1, 2.0]]])
+    keep = torch.tensor([[0, 2]])
+    assert tp.recovery_source(features, keep).tolist() == [[0, 0, 1, 1]]
+
+
+def test_gather_restore_round_trip():
+    features = torch.randn(2, 11, 4)
+    keep = tp.keep_index_for(torch.rand(2, 11), 0.4)
+    kept = features[torch.arange(2).unsqueeze(1), keep]
+    assert torch.equal(tp.recover_passthrough(features, keep, kept), features)
+    changed = kept * 2
+    restored = tp.recover_passthrough(features, keep, changed)
+    assert torch.equal(restored[torch.arange(2).unsqueeze(1), keep], changed)
+    pruned = complement_index(keep, 11)
+    assert torch.equal(restored[torch.arange(2).unsqueeze(1), pruned], features[torch.arange(2).unsqueeze(1), pruned])
+    source = tp.recovery_source(features, keep)
+    assert torch.equal(tp.recover_similarity(kept, source)[torch.arange(2).unsqueeze(1), keep], kept)
+
+
+def test_full_keep_recovers_identity():
+    features = torch.randn(1, 9, 3)
+    keep = torch.arange(9).unsqueeze(0)
+    assert torch.equal(tp.recover_similarity(features, tp.recovery_source(features, keep)), features)
+
+
+@pytest.mark.parametrize("text,levels", [("auto", None), (" AUTO ", None), ("1", (1,)), ("2, 1,2", (1, 2)),
+                                         ("8,4", (4, 8))])
+def test_parse_levels(text, levels):
+    assert tp.parse_levels(text) == levels
+
+
+@pytest.mark.parametrize("text,message", [("", "levels is empty"), (" , ", "levels is empty"),
+                                          ("3", "'3' is not a downsample factor"), ("x", "'x' is not"),
+                                          ("0", "'0' is not")])
+def test_parse_levels_rejects(text, message):
+    with pytest.raises(ValueError, match=message):
+        tp.parse_levels(text)
+
+
+# SD1.5 UNet: stages at input 1,2 (level 1) 4,5 (2) 7,8 (4); middle (8); output 3,4,5 (4) 6,7,8 (2) 9,10,11 (1)
+SD15_STAGES = ([("input", 1)] * 2 + [("input", 2)] * 2 + [("input", 4)] * 2 + [("middle", 8)]
+               + [("output", 4)] * 3 + [("output", 2)] * 3 + [("output", 1)] * 3)
+
+
+def test_classify_stages_sd15():
+    stages = tp.classify_stages(SD15_STAGES)
+    protected = [i for i, stage in enumerate(stages) if stage.dsap_protected]
+    # first of each down level: 0, 2, 4; last of each up level: 9, 12, 15
+    assert protected == [0, 2, 4, 9, 12, 15]
+    assert [stage.level for stage in stages] == [level for _, level in SD15_STAGES]
+
+
+def test_classify_stages_sdxl():
+    # SDXL: input 4,5 (level 2) 7,8 (level 4); middle (4); output 0,1,2 (4) 3,4,5 (2)
+    stages = tp.classify_stages([("input", 2), ("input", 2), ("input", 4), ("input", 4), ("middle", 4),
+                                 ("output", 4), ("output", 4), ("output", 4), ("output", 2), ("output", 2),
+                                 ("output", 2)])
+    assert [i for i, stage in enumerate(stages) if stage.dsap_protected] == [0, 2, 7, 10]
+
+
+def test_stage_ratio_dsap_and_levels():
+    protected, plain = tp.Stage(1, True), tp.Stage(1, False)
+    settings = tp.PruneSettings(ratio=0.5, dsap=True, dsap_percent=0.3, levels=None, min_tokens=1024)
+    assert settings.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=5.0) == 0.0  # early: spared
+    assert settings.stage_ratio(protected, 4096, sigma=5.0, dsap_sigma=5.0) == 0.5  # at the threshold: prunes
+    assert settings.stage_ratio(plain, 4096, sigma=10.0, dsap_sigma=5.0) == 0.5
+    assert settings.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=None) == 0.5  # no run schedule
+    assert settings.stage_ratio(plain, 1023, sigma=1.0, dsap_sigma=5.0) == 0.0  # below min_tokens
+    off = tp.PruneSettings(ratio=0.5, dsap=False)
+    assert off.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=5.0) == 0.5
+    chosen = tp.PruneSettings(ratio=0.3, dsap=False, levels=(2,))
+    assert chosen.stage_ratio(tp.Stage(2, False), 16, 1.0, None) == 0.3
+    assert chosen.stage_ratio(tp.Stage(1, False), 1 << 20, 1.0, None) == 0.0
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"ratio": -0.1}, r"ratio must be within \[0, 0.95\]"), ({"ratio": 0.96}, r"ratio must be within"),
+    ({"ratio": 0.5, "dsap_percent": 1.5}, r"dsap_percent must be within \[0, 1\]"),
+    ({"ratio": 0.5, "dsap_percent": -0.01}, "dsap_percent"), ({"ratio": 0.5, "levels": ()}, "levels is empty"),
+    ({"ratio": 0.5, "iterations": 0}, "iterations"), ({"ratio": 0.5, "score_queries": 0.0}, "score_queries"),
+    ({"ratio": 0.5, "recovery": "mean"}, "recovery must be one of")])
+def test_settings_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tp.PruneSettings(**kwargs).validate()
+
+
+def test_settings_boundaries_accepted():
+    tp.PruneSettings(ratio=0.0, dsap_percent=0.0).validate()
+    tp.PruneSettings(ratio=0.95, dsap_percent=1.0, levels=(1,)).validate()
