@@ -32,22 +32,20 @@ SUPPORT = {
     "token_prune": {
         "sd15": "object patch on each SpatialTransformer",
         "sdxl": "object patch on each SpatialTransformer",
+        "flux": f"{_DIT_BLOCKS} on a range of double-stream blocks (+ OUTER_SAMPLE / APPLY_MODEL wrappers)",
+        "wan": f"{_DIT_BLOCKS} on a block range (+ OUTER_SAMPLE wrapper)",
     },
     "temporal_prune": {
-        "svd": "object patch on each time_stack attention module",
-        "wan": "optimized_attention_override on joint self-attention heads",
-        "hunyuan_video": "optimized_attention_override on joint self-attention heads",
-        "ltxv": "optimized_attention_override on joint self-attention heads",
-        "mochi": "optimized_attention_override on joint self-attention heads",
+        "svd": "object patch on each time_stack attention module's forward",
+        **{f: "optimized_attention_override on joint self-attention heads + APPLY_MODEL wrapper (token grid)"
+           for f in ("wan", "hunyuan_video", "ltxv", "mochi")},
     },
     "local_window": {
-        "wan": "optimized_attention_override in a block and step range",
-        "hunyuan_video": "optimized_attention_override in a block and step range",
-        "ltxv": "optimized_attention_override in a block and step range",
-        "mochi": "optimized_attention_override in a block and step range",
+        f: "optimized_attention_override in a block and step range + APPLY_MODEL wrapper (token grid)"
+        for f in ("wan", "hunyuan_video", "ltxv", "mochi")
     },
     "motion_transfer": {
-        "wan": "GUIDER with a truncated forward through the model's own blocks",
+        "wan": f"GUIDER; Q/K of the AMF block captured by {_DIT_BLOCKS} + a one-off attention override",
     },
 }
 

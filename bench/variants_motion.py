@@ -6,9 +6,10 @@
   process: wall time of each run and the AMF losses of the guidance (``python -m bench.variants_motion``).
 - ``WORKFLOWS``: ``python bench/make_workflow.py --build bench.variants_motion``.
 """
+import statistics
 import time
 
-FAMILIES = ("wan21", "hunyuan_video", "mochi")
+FAMILIES = ("wan21", "hunyuan_video", "ltxv", "mochi")
 FRAMES = 9  # latent frames of the tiny cases
 STEPS = 10
 # (frames, height, width) of the window: from nearly everything down to a small neighbourhood
@@ -39,12 +40,13 @@ def moving_reference(latent_shape, seed=5):
 
 
 def motion_transfer_timings(frames=FRAMES, steps=8, guided_steps=3, iterations=10, denoise=0.75, height=24,
-                            width=32, seed=0):
+                            width=32, seed=0, repeats=3):
     """Sample tiny WAN with the guider in each mode (SDEdit start from the reference, as the workflow does).
 
-    Returns {mode: {"seconds", "guidance_seconds", "first_losses", "last_losses", "final_loss"}} plus "plain_seconds"
-    (guided_steps = 0; guidance_seconds = seconds - plain_seconds), "speedup" (ditflow / fastvmt wall time of the
-    whole run) and "guidance_speedup" (the same for the guidance alone). Losses are each mode's own objective (fastvmt: its frame pairs and
+    Runs are interleaved (plain, fastvmt, ditflow, plain, ...) ``repeats`` times; times are medians. Returns {mode:
+    {"seconds", "guidance_seconds", "first_losses", "last_losses", "final_loss"}} plus "plain_seconds" (guided_steps
+    = 0; guidance_seconds = seconds - plain_seconds), "speedup" (ditflow / fastvmt wall time of the whole run) and
+    "guidance_speedup" (the same for the guidance alone). Losses are each mode's own objective (fastvmt: its frame pairs and
     windows plus the tracking term; ditflow: all pairs, full frames), per guided step: first and last real iteration.
     """
     import torch
@@ -70,9 +72,15 @@ def motion_transfer_timings(frames=FRAMES, steps=8, guided_steps=3, iterations=1
         return time.perf_counter() - start, getattr(guider, "loss_history", [])
 
     run("fastvmt", 0)  # warm-up
-    results = {"plain_seconds": run("fastvmt", 0)[0]}
+    times, histories = {"plain": [], "fastvmt": [], "ditflow": []}, {}
+    for _ in range(repeats):
+        times["plain"].append(run("fastvmt", 0)[0])
+        for mode in ("fastvmt", "ditflow"):
+            seconds, histories[mode] = run(mode, guided_steps)
+            times[mode].append(seconds)
+    results = {"plain_seconds": statistics.median(times["plain"])}
     for mode in ("fastvmt", "ditflow"):
-        seconds, history = run(mode, guided_steps)
+        seconds, history = statistics.median(times[mode]), histories[mode]
         results[mode] = {"seconds": seconds, "guidance_seconds": seconds - results["plain_seconds"],
                          "first_losses": [h[0] for h in history],
                          "last_losses": [h[-1] for h in history], "final_loss": history[-1][-1]}
@@ -93,12 +101,15 @@ def main():
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--guided-steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     boot(find_comfyui(args.comfyui), tempfile.mkdtemp(prefix="freeaccel_motion_"))
     import comfy.utils
+    import torch
     comfy.utils.PROGRESS_BAR_ENABLED = False
-    print(json.dumps(motion_transfer_timings(frames=args.frames, steps=args.steps, guided_steps=args.guided_steps),
-                     indent=2))
+    torch.set_num_threads(1)  # tiny models gain nothing from threads; on a shared CPU spin-waits dominate
+    print(json.dumps(motion_transfer_timings(frames=args.frames, steps=args.steps, guided_steps=args.guided_steps,
+                                             repeats=args.repeats), indent=2))
 
 
 # --- example workflow (UI format) ------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Our schema snapshot and example workflows against a real ComfyUI (session fixture `comfy_rt`).
 
-Model files: the test runtime has none of the files a workflow names, so ComfyUI's validate_prompt reports
-'value_not_in_list' for every model-file combo (unet_name, clip_name, vae_name, ...). Those errors, and only those,
-are accepted; any other validation error fails the test.
+Model files and user inputs: the test runtime has none of the model files a workflow names, nor the user's own input
+files (e.g. the reference video of the motion-transfer workflow), so ComfyUI's validate_prompt reports
+'value_not_in_list' for model-file combos (unet_name, clip_name, vae_name, ...) and a missing-file error for upload
+inputs (LoadImage / LoadVideo). Those errors, and only those, are accepted; any other validation error fails the test.
 """
 import asyncio
 import json
@@ -11,7 +12,8 @@ import pytest
 
 from bench.make_workflow import WORKFLOWS_DIR, Workflow
 from bench.workflow import (
-    PACK_NODE_PREFIX, SNAPSHOT_PATH, input_spec, is_model_file_combo, load_schema_snapshot, node_schemas_from_comfy,
+    PACK_NODE_PREFIX, SNAPSHOT_PATH, input_spec, is_model_file_combo, is_upload_combo, load_schema_snapshot,
+    node_schemas_from_comfy,
     snapshot_view, validate_workflow, widget_layout, workflow_to_prompt)
 
 WORKFLOW_FILES = sorted(WORKFLOWS_DIR.glob("*.json"))
@@ -35,7 +37,10 @@ def prompt_validation_errors(prompt, schemas):
         for problem in entry["errors"]:
             name = problem.get("extra_info", {}).get("input_name")
             spec = input_spec(schemas[entry["class_type"]], name) if name else None
-            if not (problem["type"] == "value_not_in_list" and spec and is_model_file_combo(name, spec[0], spec[1])):
+            missing_model = problem["type"] == "value_not_in_list" and spec and is_model_file_combo(name, *spec[:2])
+            missing_input = problem["type"] in ("value_not_in_list", "custom_validation_failed") and spec and \
+                is_upload_combo(*spec[:2])
+            if not (missing_model or missing_input):
                 unexpected.append(f"node {node_id} ({entry['class_type']}): {problem['type']}: {problem['details']}")
     if not valid and not node_errors:  # a prompt-level failure (no outputs, unknown node ...)
         unexpected.append(f"{error['type']}: {error['message']} {error['details']}")

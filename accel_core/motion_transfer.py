@@ -1,0 +1,156 @@
+"""Training-free video motion transfer by attention motion flow (AMF) guidance: DiTFlow and its FastVMT acceleration.
+
+At a guided denoising step the latent is optimised with AdamW so that the AMF of the generated video (from Q/K of one
+transformer block) matches the AMF of the reference video. FastVMT removes two redundancies of DiTFlow:
+- motion redundancy: only frame pairs j in [i, i + span) are compared, and pairs j != i use a two-pass local window
+  (kernels.amf) instead of the full frame;
+- gradient redundancy: a real forward/backward runs only every ``recompute_every`` iterations; the iterations between
+  reuse the last gradient (AdamW still steps and updates its moments).
+
+This module is host-agnostic: the model is reached only through a ``loss_fn(latent) -> loss`` callback.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from ..kernels import amf
+
+MODES = ("fastvmt", "ditflow")
+# softmax temperature of the AMF: FastVMT's released call uses 1.0; DiTFlow's config uses motion_temp = 2
+TEMPERATURE = {"fastvmt": 1.0, "ditflow": 2.0}
+AMF_WEIGHT = 5.0  # L = 5 * L_AMF + L_track, as released
+FAR_PAIR_WEIGHT = 0.8  # pair weights fall linearly from 1 (same frame) to this at distance span - 1
+
+
+@dataclass(frozen=True)
+class MotionTransferConfig:
+    mode: str = "fastvmt"
+    iterations: int = 10
+    lr_start: float = 0.003
+    lr_end: float = 0.002
+    recompute_every: int = 3
+    temporal_span: int = 4
+    tile: tuple = (3, 4)
+    window: tuple = (21, 21)
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"motion transfer mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("iterations", "recompute_every", "temporal_span"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"motion transfer {name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def fast(self):
+        return self.mode == "fastvmt"
+
+    @property
+    def temperature(self):
+        return TEMPERATURE[self.mode]
+
+
+def frame_pairs(num_frames, config):
+    return amf.frame_pairs(num_frames, config.temporal_span if config.fast else None)
+
+
+def pair_weights(pairs, config, device=None):
+    """FastVMT weights each pair 1 -> 0.8 linearly over its distance j - i in [0, span); DiTFlow weighs all equally."""
+    if not config.fast or config.temporal_span == 1:
+        return torch.ones(len(pairs), device=device)
+    step = (1.0 - FAR_PAIR_WEIGHT) / (config.temporal_span - 1)
+    return torch.tensor([1.0 - step * (j - i) for i, j in pairs], device=device)
+
+
+def learning_rate(iteration, config):
+    """The released schedule: lr_start + (lr_end - lr_start) * iteration / iterations (so it ends one step short)."""
+    return config.lr_start + (config.lr_end - config.lr_start) * iteration / config.iterations
+
+
+def recomputes(iteration, config):
+    """Whether iteration runs a real forward/backward (DiTFlow: always; FastVMT: every recompute_every-th)."""
+    return not config.fast or iteration % config.recompute_every == 0
+
+
+def video_qk(x, heads, grid, bhld=False):
+    """Per-frame, head-averaged video tokens of a captured q or k.
+
+    x: [B, L, heads*D] (or [B, heads, L, D] when ``bhld``); the last F*H*W tokens are the video grid ``grid`` = (F, H,
+    W) (WAN prepends reference tokens, if any). Returns [B, F, H*W, D]. Averaging over heads (not over groups of
+    consecutive tokens, the released code's reshape quirk) is the intended "mean over heads".
+    """
+    frames, height, width = grid
+    if not bhld:
+        x = x.unflatten(-1, (heads, -1)).transpose(1, 2)
+    x = x[:, :, x.shape[2] - frames * height * width:].mean(dim=1)
+    return x.unflatten(1, (frames, height * width))
+
+
+@dataclass
+class MotionFlow:
+    flows: torch.Tensor  # [P, S, 2]
+    window_means: dict  # (i, j) -> [tiles, D] mean key of each tile's window (windowed pairs only)
+
+
+def motion_flow(q, k, grid, pairs, config, *, hard):
+    """AMF of one video: q, k [F, S, D] with grid (F, H, W)."""
+    _, height, width = grid
+    flows, means = amf.motion_flow(q, k, height, width, pairs, temperature=config.temperature, hard=hard,
+                                   tile=config.tile if config.fast else None,
+                                   window=config.window if config.fast else None)
+    return MotionFlow(flows, means)
+
+
+def amf_loss(reference, generated, weights):
+    """Pair-weighted AMF loss: per pair, the squared error summed over the tokens where the reference moves (the
+    released loss sums over tokens too); then the weighted mean over pairs."""
+    moving = (reference != 0).any(dim=-1, keepdim=True)
+    per_pair = ((generated - reference.detach()) ** 2 * moving).sum(dim=(1, 2))
+    return (per_pair * weights.to(per_pair.dtype)).mean()
+
+
+def tracking_loss(window_means, num_frames):
+    """FastVMT's window-tracking term: for each query frame, the mean L2 distance between the mean key vectors of the
+    windows of consecutive target frames (same tile), averaged over the frames that have at least two such windows."""
+    terms = []
+    for i in range(num_frames):
+        chain = [window_means[(i, j)] for j in range(i + 1, num_frames) if (i, j) in window_means]
+        if len(chain) > 1:
+            stacked = torch.stack(chain).float()
+            terms.append(torch.linalg.vector_norm(stacked[1:] - stacked[:-1], dim=-1).mean())
+    return torch.stack(terms).mean() if terms else None
+
+
+def motion_loss(reference, generated, pairs, config, num_frames):
+    """The guidance loss of one video: 5 * AMF loss (+ the window-tracking term in FastVMT mode)."""
+    loss = AMF_WEIGHT * amf_loss(reference, generated.flows, pair_weights(pairs, config, reference.device))
+    track = tracking_loss(generated.window_means, num_frames) if config.fast else None
+    return loss if track is None else loss + track
+
+
+def optimize_latent(latent, loss_fn, config, on_iteration=None):
+    """AdamW on the latent with the (FastVMT) gradient-reuse schedule.
+
+    ``loss_fn(z) -> scalar`` runs the model; it is called only on recompute iterations. Gradients are enabled here
+    even inside an inference-mode caller (as ComfyUI's training node does); the returned latent and losses hold no
+    graph. Returns (optimised latent, [loss of each recompute iteration]).
+    """
+    losses = []
+    with torch.inference_mode(False), torch.enable_grad():
+        z = latent.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.AdamW([z], lr=config.lr_start)
+        cached = None
+        for iteration in range(config.iterations):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(iteration, config)
+            if cached is None or recomputes(iteration, config):
+                loss = loss_fn(z)
+                cached = torch.autograd.grad(loss, z)[0].detach()
+                losses.append(loss.item())
+                del loss
+            z.grad = cached.clone()  # a reused step is exactly the surrogate (z * g).sum() of the released code
+            optimizer.step()
+            z.grad = None
+            if on_iteration is not None:
+                on_iteration(iteration)
+        result = z.detach().clone()
+    return result, losses
