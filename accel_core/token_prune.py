@@ -4,12 +4,15 @@ and the DSAP / level schedule that decides how hard each attention stage prunes 
 An "attention stage" is one run of transformer blocks between two convolutional parts of the network (in a UNet,
 one SpatialTransformer). At the stage's first self-attention every token gets a G-WPR importance score, the top
 ceil((1 - ratio) * N) tokens are kept and everything after that self-attention runs on them only; before the features
-go back to convolutions each pruned token is refilled from its most similar kept token.
+go back to convolutions each pruned token is refilled from its most similar kept token. In a DiT the "stage" is a
+configurable block range: the range's first block ranks the tokens, the range runs on the kept ones, and after it
+every pruned token adds the range's update of its most similar kept token (recover_residual).
 
 Choices that are ours (the paper's text was unavailable; see README for the measurements behind them):
   * G-WPR weighting: attention probabilities averaged over heads, uniform start s0 = 1/N, s <- A^T s renormalised to
     sum 1 each round (a power iteration of the attention graph). One round equals the attention each token receives.
   * Similarity: cosine similarity of the token features at pruning time.
+  * DiT recovery copies the update, not the output, of the nearest kept token (see recover_residual).
 This module never imports ComfyUI.
 """
 import math
@@ -95,6 +98,28 @@ def recover_passthrough(features, keep_index, kept_out):
     return scatter_tokens(features, keep_index, kept_out)
 
 
+def recover_residual(features, keep_index, kept_out, source):
+    """Full-length output of a pruned DiT block range (our choice for DiTs): kept tokens get their range output;
+    a pruned token keeps its own features from pruning time plus the update (output - input) that the range gave
+    its source kept token (see recovery_source). In a DiT the residual stream is the only carrier of a token's
+    identity (there is no stage residual around the blocks as in a UNet), so the update is copied, not the output.
+    """
+    features = features.to(kept_out.dtype)
+    update = kept_out - gather_tokens(features, keep_index)
+    return scatter_tokens(features + gather_tokens(update, source), keep_index, kept_out)
+
+
+def resolve_block_range(block_start, block_end, default, block_count, what):
+    """The inclusive (first, last) block index a DiT prunes: -1 takes the default (first, last) pair's entry.
+    Raises ValueError naming the valid indices when the range is empty or outside the model's blocks."""
+    first = default[0] if block_start == -1 else block_start
+    last = default[1] if block_end == -1 else block_end
+    if not 0 <= first <= last < block_count:
+        raise ValueError(f"token_prune: block range {first}..{last} does not fit this model's {block_count} {what} "
+                         f"(indices 0..{block_count - 1}; block_start must not exceed block_end)")
+    return first, last
+
+
 def parse_levels(text):
     """"auto" -> None (select stages by token count), else a sorted tuple of downsample factors from "1, 2, 4"."""
     cleaned = text.strip().lower()
@@ -141,6 +166,8 @@ class PruneSettings:
     dsap_percent: float = 0.3
     levels: tuple = None  # None = every stage with at least min_tokens tokens
     min_tokens: int = 1024
+    block_start: int = -1  # DiT only: first and last pruned block (inclusive), -1 = the model's default
+    block_end: int = -1
 
     def validate(self):
         """Raise ValueError with a user-facing message for any setting the node must reject."""
@@ -156,6 +183,11 @@ class PruneSettings:
             raise ValueError(f"recovery must be one of {RECOVERY_MODES}, got '{self.recovery}'")
         if self.levels is not None and not self.levels:
             raise ValueError("levels is empty: use 'auto' or a comma-separated list of downsample factors")
+        if self.block_start < -1 or self.block_end < -1:
+            raise ValueError(f"block_start and block_end must be block indices or -1 (default), got "
+                             f"{self.block_start} and {self.block_end}")
+        if 0 <= self.block_end < self.block_start:
+            raise ValueError(f"block_end ({self.block_end}) must not be below block_start ({self.block_start})")
 
     def stage_ratio(self, stage, tokens, sigma, dsap_sigma):
         """The ratio this stage prunes at: 0 when its level is not selected, or when DSAP spares it because the

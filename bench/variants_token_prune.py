@@ -6,9 +6,11 @@ Workflows: ``python bench/make_workflow.py --build bench.variants_token_prune``.
 Core ToMe merges self-attention queries at the full latent resolution only (its max_downsample is fixed to 1), so on
 SDXL, which has no attention at that resolution, it changes nothing: its row there measures the patch overhead.
 TokenPrune runs with levels = "1,2,4,8" here (every attention level the model has) because the tiny bench latents
-are far below the 1024-token threshold of the node's "auto" default.
+are far below the 1024-token threshold of the node's "auto" default. On Flux and WAN 2.1 (no ToMe peer) it prunes
+the default block range (Flux: double-stream blocks 1..3 of 4; WAN: blocks 1..2 of 4).
 """
-FAMILIES = ("sd15", "sdxl")
+FAMILIES = ("sd15", "sdxl", "flux", "wan21")
+DIT_FAMILIES = ("flux", "wan21")
 STEPS = 10
 RATIOS = (0.3, 0.5, 0.7)
 
@@ -18,7 +20,8 @@ def _token_prune(ratio, dsap):
         import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
         node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_TokenPrune"]
         return node.execute(model, ratio=ratio, dsap="on" if dsap else "off", dsap_percent=0.3, levels="1,2,4,8",
-                            min_tokens=1024, recovery="similarity", iterations=1, score_queries=0.25).result[0]
+                            min_tokens=1024, recovery="similarity", iterations=1, score_queries=0.25,
+                            block_start=-1, block_end=-1).result[0]
     return apply
 
 
@@ -34,7 +37,8 @@ def variants(family):
     for ratio in RATIOS:
         found.append((f"TokenPrune {ratio}", _token_prune(ratio, dsap=False)))
         found.append((f"TokenPrune {ratio} DSAP", _token_prune(ratio, dsap=True)))
-        found.append((f"core ToMe {ratio}", _core_tome(ratio)))
+        if family not in DIT_FAMILIES:  # core ToMe patches UNet self-attention only
+            found.append((f"core ToMe {ratio}", _core_tome(ratio)))
     return found
 
 

@@ -1,5 +1,5 @@
-"""FreeAccel_TokenPrune inside a real ComfyUI on tiny SD1.5 / SDXL UNets: transparency at ratio 0, restoration,
-pruning right after the first self-attention, DSAP, batching, FLOPs against an exact prediction, and validation."""
+"""FreeAccel_TokenPrune inside a real ComfyUI on tiny SD1.5 / SDXL UNets and Flux / WAN DiTs: transparency at ratio
+0, restoration, where the tokens are pruned, DSAP, batching, FLOPs against an exact prediction, and validation."""
 import logging
 import math
 
@@ -241,9 +241,12 @@ def test_levels_select_stages(comfy_rt, tiny, tp_node, tp_core):
         tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, levels=(1,)))
 
 
+SUPPORTED = "supported families: SD 1.5, SDXL, Flux / Chroma, WAN 2.1 / 2.2"
+
+
 @pytest.mark.parametrize("family,message", [
-    ("svd", "token_prune: model 'SVD_img2vid' is not supported; supported families: SD 1.5, SDXL"),
-    ("flux", "token_prune: model 'Flux' is not supported; supported families: SD 1.5, SDXL")])
+    ("svd", f"token_prune: model 'SVD_img2vid' is not supported; {SUPPORTED}"),
+    ("hunyuan_video", f"token_prune: model 'HunyuanVideo' is not supported; {SUPPORTED}")])
 def test_unsupported_models_fail_clearly(comfy_rt, tiny, tp_node, tp_core, family, message):
     case = tiny.build(family)
     with pytest.raises(ValueError, match=message):
@@ -265,7 +268,7 @@ def _prompt(ratio=0.5, levels="auto", dsap_percent=0.3):
         "1": {"class_type": "FreeAccel_TokenPrune",
               "inputs": {"model": ["9", 0], "ratio": ratio, "dsap": "on", "dsap_percent": dsap_percent,
                          "levels": levels, "min_tokens": 1024, "recovery": "similarity", "iterations": 1,
-                         "score_queries": 0.25}},
+                         "score_queries": 0.25, "block_start": -1, "block_end": -1}},
         "9": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.safetensors"}},
         "2": {"class_type": "KSampler", "inputs": {"model": ["1", 0], "seed": 0, "steps": 1, "cfg": 1.0,
                                                   "sampler_name": "euler", "scheduler": "simple",
@@ -285,3 +288,273 @@ def test_bad_inputs_fail_prompt_validation(comfy_rt, inputs, message):
     _, _, _, node_errors = asyncio.run(execution.validate_prompt("tp", _prompt(**inputs), None))
     messages = [e["details"] for e in node_errors.get("1", {}).get("errors", [])]
     assert any(message in m for m in messages), node_errors
+
+
+# --- Flux / WAN: a pruned block range through patches_replace["dit"] ----------------------------------------------
+
+DIT_FAMILIES = ["flux", "wan21", "wan22"]  # wan22 = the TI2V 5B layout with per-frame modulation
+DIT_BLOCKS = {"flux": "double_blocks", "wan21": "blocks", "wan22": "blocks"}
+
+
+def _dit_tokens(case):
+    """Image / video tokens of a tiny DiT case (patch 2 x 2, one token per latent frame and patch)."""
+    return case.frames * (case.latent.shape[-2] // 2) * (case.latent.shape[-1] // 2)
+
+
+def _with_recorder(model, block_count):
+    """Clone of `model` with a dit replacement on every block that records what the block is called with and then
+    runs it: installed BEFORE TokenPrune, it is what TokenPrune chains to, so it sees the pruned arguments."""
+    seen = []
+
+    def record(args, extra):
+        options = args["transformer_options"]
+        pe = args["pe"]
+        seen.append({"block": options["block_index"], "img": args["img"].shape[1],
+                     "txt": args["txt"].shape[1], "pe": None if pe is None else pe.shape,
+                     "vec": args["vec"].shape, "batch": args["img"].shape[0]})
+        return extra["original_block"](args)
+
+    recorded = model.clone()
+    for index in range(block_count):
+        recorded.set_model_patch_replace(record, "dit", "double_block", index)
+    return recorded, seen
+
+
+def _block_count(case):
+    return len(getattr(case.patcher.model.diffusion_model, DIT_BLOCKS[case.family]))
+
+
+@pytest.mark.parametrize("family", DIT_FAMILIES)
+def test_dit_ratio_zero_is_bit_identical_and_nothing_stays_patched(comfy_rt, tiny, tp_node, tp_core, family):
+    case = tiny.build(family)
+    reference = tiny.sample(case, steps=2)
+    zero = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.0, dsap=False, block_start=0))
+    assert torch.equal(tiny.sample(case, model=zero, steps=2), reference)
+    pruned = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, dsap=False))
+    out = tiny.sample(case, model=pruned, steps=2)
+    assert out.shape == reference.shape and torch.isfinite(out).all() and not torch.equal(out, reference)
+    assert torch.equal(tiny.sample(case, model=pruned, steps=2), out)  # per-call state does not leak between runs
+    assert torch.equal(tiny.sample(case, steps=2), reference)
+    assert "dit" not in case.patcher.model_options["transformer_options"].get("patches_replace", {})
+    assert tp_node.WRAPPER_KEY not in case.patcher.model_options["transformer_options"]
+
+
+@pytest.mark.parametrize("family,block_range,expected", [("flux", (-1, -1), (1, 3)), ("flux", (0, 0), (0, 0)),
+                                                         ("wan21", (-1, -1), (1, 2)), ("wan22", (2, -1), (2, 2)),
+                                                         ("wan22", (0, 3), (0, 3))])
+def test_dit_kept_tokens_inside_the_range(comfy_rt, tiny, tp_node, tp_core, family, block_range, expected):
+    """Blocks first..last get exactly K = ceil((1 - r) N) image tokens with their own rotary rows (Flux: the text
+    rows stay) and, on WAN 2.2 TI2V, one modulation row per kept token; the other blocks get all N tokens."""
+    ratio = 0.6
+    case = tiny.build(family)
+    blocks = _block_count(case)
+    recorded, seen = _with_recorder(case.patcher, blocks)
+    settings = _settings(tp_core, ratio, dsap=False, block_start=block_range[0], block_end=block_range[1])
+    tiny.sample(case, model=tp_node.apply_token_prune(recorded, settings), steps=1)
+    tokens, kept = _dit_tokens(case), tp_core.kept_count(_dit_tokens(case), ratio)
+    assert [call["block"] for call in seen] == list(range(blocks))  # cond + uncond in one batch, one step
+    first, last = expected
+    for call in seen:
+        inside = first <= call["block"] <= last
+        assert call["img"] == (kept if inside else tokens), call
+        if family == "flux":
+            assert call["pe"][2] == call["txt"] + call["img"] and call["pe"][0] == call["batch"]
+        else:
+            assert call["pe"][1] == call["img"]
+        if family == "wan22":  # per-frame modulation outside, per kept token inside
+            assert call["vec"][1] == (kept if inside else case.frames), call
+        elif family == "wan21":
+            assert call["vec"][1] == 1
+
+
+@pytest.mark.parametrize("family", ["flux", "wan22"])
+def test_dit_zero_ratio_chain_equals_the_chained_replacement_alone(comfy_rt, tiny, tp_node, tp_core, family):
+    case = tiny.build(family)
+    recorded, seen = _with_recorder(case.patcher, _block_count(case))
+    alone = tiny.sample(case, model=recorded, steps=1)
+    calls = len(seen)
+    chained = tp_node.apply_token_prune(recorded, _settings(tp_core, 0.0, block_start=0))
+    assert torch.equal(tiny.sample(case, model=chained, steps=1), alone)
+    assert len(seen) == 2 * calls  # the earlier replacement still runs on every block
+
+
+def test_dit_dsap_spares_the_range_early_only(comfy_rt, tiny, tp_node, tp_core):
+    ratio, steps = 0.5, 4
+    case = tiny.build("wan21")
+    recorded, seen = _with_recorder(case.patcher, _block_count(case))
+    settings = _settings(tp_core, ratio, dsap=True, dsap_percent=0.5, block_start=0, block_end=3)
+    tiny.sample(case, model=tp_node.apply_token_prune(recorded, settings), steps=steps, cfg=1.0)
+    import comfy.samplers
+    sampling = case.patcher.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(sampling, "simple", steps)
+    threshold = sampling.percent_to_sigma(0.5)
+    early = [float(sigmas[step]) > threshold for step in range(steps)]
+    assert any(early) and not all(early)
+    tokens = _dit_tokens(case)
+    per_step = [[call["img"] for call in seen[step * 4:(step + 1) * 4]] for step in range(steps)]
+    assert per_step == [[tokens if e else tp_core.kept_count(tokens, ratio)] * 4 for e in early]
+
+
+def _dit_apply(tiny, case, patched, x, rows):
+    """apply_model of the tiny DiT on the batch rows `rows` of x (conditioning built per row, deterministically)."""
+    model = patched.model
+    generator = torch.Generator().manual_seed(5)
+    batch = x.shape[0]
+    context = torch.randn(batch, tiny.TEXT_TOKENS, tiny.TEXT_DIM, generator=generator)
+    kwargs = {}
+    if case.family == "flux":
+        kwargs = {"y": torch.randn(batch, tiny.POOLED_DIM, generator=generator), "guidance": torch.full((batch,), 3.5)}
+    if case.family == "wan22":
+        kwargs = {"denoise_mask": case.noise_mask.expand(batch, *case.noise_mask.shape[1:])}
+    sigma = torch.tensor([0.7, 0.4][:batch])
+    options = dict(patched.model_options["transformer_options"])
+    options["sigmas"] = sigma[rows]
+    return model.apply_model(x[rows], sigma[rows], c_crossattn=context[rows], transformer_options=options,
+                             **{k: v[rows] for k, v in kwargs.items()})
+
+
+@pytest.mark.parametrize("family", DIT_FAMILIES)
+def test_dit_batch_elements_are_pruned_independently(comfy_rt, tiny, tp_node, tp_core, family):
+    """cond / uncond batched equals them run separately: keep sets, rotary rows and recovery are per element."""
+    import comfy.model_management
+    case = tiny.build(family)
+    patched = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, dsap=False, block_start=0))
+    comfy.model_management.load_models_gpu([patched])
+    x = torch.randn(2, *case.latent.shape[1:], generator=torch.Generator().manual_seed(2))
+    both = _dit_apply(tiny, case, patched, x, slice(0, 2))
+    torch.testing.assert_close(both[0:1], _dit_apply(tiny, case, patched, x, slice(0, 1)), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(both[1:2], _dit_apply(tiny, case, patched, x, slice(1, 2)), atol=1e-4, rtol=1e-4)
+    reference = case.patcher.clone()
+    comfy.model_management.load_models_gpu([reference])
+    assert not torch.allclose(both, _dit_apply(tiny, case, reference, x, slice(0, 2)))
+
+
+def test_dit_latent_batch_of_two(comfy_rt, tiny, tp_node, tp_core):
+    case = tiny.build("wan22")
+    case.latent = case.latent.expand(2, *case.latent.shape[1:]).clone()
+    case.noise_mask = case.noise_mask.expand(2, *case.noise_mask.shape[1:])
+    recorded, seen = _with_recorder(case.patcher, _block_count(case))
+    out = tiny.sample(case, model=tp_node.apply_token_prune(recorded, _settings(tp_core, 0.5, dsap=False)), steps=1)
+    assert out.shape[0] == 2 and torch.isfinite(out).all()
+    assert {call["batch"] for call in seen} == {4}  # two latents x cond / uncond
+
+
+def test_flux_controlnet_calls_run_unpruned(comfy_rt, tiny, tp_node, tp_core):
+    """A ControlNet adds a residual to every image token after each double block: such calls are not pruned."""
+    import comfy.model_management
+    case = tiny.build("flux")
+    patched = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, dsap=False, block_start=0))
+    reference = case.patcher.clone()
+    x = torch.randn(1, *case.latent.shape[1:], generator=torch.Generator().manual_seed(3))
+    control = {"input": [torch.full((1, _dit_tokens(case), 128), 0.1)] * 4, "output": []}
+    outs = []
+    for model in (patched, reference):
+        comfy.model_management.load_models_gpu([model])
+        options = dict(model.model_options["transformer_options"])
+        options["wrappers"] = model.wrappers  # what the sampler hands the model (the APPLY_MODEL wrapper is there)
+        outs.append(model.model.apply_model(x, torch.tensor([0.5]), c_crossattn=case.positive[0][0],
+                                            control=control, transformer_options=options,
+                                            y=case.positive[0][1]["pooled_output"], guidance=torch.tensor([3.5])))
+    assert torch.equal(outs[0], outs[1])
+
+
+def _dit_block_flops(case, block, tokens, text):
+    """FLOPs of one call of `block` on a cond + uncond batch with `tokens` image tokens and `text` text tokens."""
+    width = 128
+    g = torch.Generator().manual_seed(0)
+    if case.family == "flux":
+        head_dim = block.hidden_size // block.num_heads
+        args = dict(img=torch.randn(2, tokens, width, generator=g), txt=torch.randn(2, text, width, generator=g),
+                    vec=torch.randn(2, width, generator=g), pe=torch.zeros(2, 1, text + tokens, head_dim // 2, 2, 2))
+    else:
+        head_dim = block.self_attn.head_dim
+        args = dict(x=torch.randn(2, tokens, width, generator=g), e=torch.randn(2, 1, 6, width, generator=g),
+                    freqs=torch.zeros(1, tokens, 1, head_dim // 2, 2, 2),
+                    context=torch.randn(2, text, width, generator=g), context_img_len=None)
+    _, flops, _ = count_flops(block, **args)
+    return flops
+
+
+def _dit_overhead_macs(case, block, tokens, kept, settings):
+    """Per batch element: q/k recompute, `iterations` G-WPR passes over the sampled rows, similarity matrix."""
+    width = 128
+    if case.family == "flux":
+        heads = block.num_heads
+        qk = width * 6 * width + tokens * width * 3 * width  # the img_mod modulation row and the fused qkv
+    else:
+        heads = block.self_attn.num_heads
+        qk = 2 * tokens * width * width
+    rows = tokens if settings.score_queries >= 1 else max(1, round(settings.score_queries * tokens))
+    overhead = qk + settings.iterations * (rows * tokens * width + heads * rows * tokens)
+    if settings.recovery == "similarity":
+        overhead += (tokens - kept) * kept * width
+    return overhead
+
+
+@pytest.mark.parametrize("family", DIT_FAMILIES)
+@pytest.mark.parametrize("ratio,score_queries,recovery", [(0.3, 1.0, "similarity"), (0.7, 0.25, "passthrough")])
+def test_dit_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, family, ratio, score_queries, recovery):
+    case = tiny.build(family)
+    recorded, seen = _with_recorder(case.patcher, _block_count(case))
+    tiny.sample(case, model=recorded, steps=1)
+    text = seen[0]["txt"]  # the text length the blocks see (after the model's own padding)
+    _, base, _ = count_flops(tiny.sample, case, steps=1)
+    settings = _settings(tp_core, ratio, dsap=False, score_queries=score_queries, recovery=recovery, iterations=2)
+    _, measured, _ = count_flops(tiny.sample, case, model=tp_node.apply_token_prune(case.patcher, settings),
+                                 steps=1)
+    tokens = _dit_tokens(case)
+    kept = tp_core.kept_count(tokens, ratio)
+    blocks = getattr(case.patcher.model.diffusion_model, DIT_BLOCKS[family])
+    first, last = (1, 3) if family == "flux" else (1, 2)
+    predicted = base + 2 * 2 * _dit_overhead_macs(case, blocks[first], tokens, kept, settings)
+    for index in range(first, last + 1):
+        predicted -= (_dit_block_flops(case, blocks[index], tokens, text)
+                      - _dit_block_flops(case, blocks[index], kept, text))
+    logging.getLogger(__name__).info("%s ratio %s: base %d measured %d predicted %d FLOPs (%.1f%% fewer)", family,
+                                     ratio, base, measured, predicted, 100 * (1 - measured / base))
+    assert measured == predicted and measured < base
+
+
+def test_dit_block_range_errors(comfy_rt, tiny, tp_node, tp_core):
+    case = tiny.build("flux")
+    with pytest.raises(ValueError, match=r"token_prune: block range 2\.\.4 does not fit this model's 4 Flux "
+                                         r"double-stream blocks \(indices 0\.\.3"):
+        tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, block_start=2, block_end=4))
+    node = comfy_rt.node_class("FreeAccel_TokenPrune")
+    assert node.validate_inputs(block_start=3, block_end=1) == "block_end (1) must not be below block_start (3)"
+    assert node.validate_inputs(block_start=3, block_end=-1) is True
+
+
+def test_dit_chains_after_adacache(comfy_rt, tiny, tp_node, tp_core):
+    """TokenPrune on an AdaCache model wraps AdaCache's block replacements instead of replacing them (on the tiny
+    WAN AdaCache reuses steps, so the result differs from TokenPrune alone)."""
+    adacache = comfy_rt.node_class("FreeAccel_AdaCache")
+    case = tiny.build("wan21")
+    cached = adacache.execute(case.patcher, "fast_30", "", -1, False, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    settings = _settings(tp_core, 0.5)
+    both = tp_node.apply_token_prune(cached, settings)
+    chained = both.model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 1)].keywords[
+        "previous"]
+    assert chained.func is comfy_rt.pack_module("nodes.adacache")._block_replacement  # (model options are copied)
+    out = tiny.sample(case, model=both, steps=10)
+    pruned_only = tiny.sample(case, model=tp_node.apply_token_prune(case.patcher, settings), steps=10)
+    assert torch.isfinite(out).all() and not torch.equal(out, pruned_only)
+    assert torch.equal(tiny.sample(case, model=cached, steps=10),
+                       tiny.sample(case, model=adacache.execute(case.patcher, "fast_30", "", -1, False, 0.0, 1.0,
+                                                                False, 0.385, 8.0).result[0], steps=10))
+
+
+def test_dit_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node, tp_core):
+    """A second TokenPrune on the same model takes the place of the first (their range states would collide),
+    keeping whatever the first one chained to; the model's blocks are shared, never copied, by later clones."""
+    case = tiny.build("wan21")
+    recorded, seen = _with_recorder(case.patcher, _block_count(case))
+    first = tp_node.apply_token_prune(recorded, _settings(tp_core, 0.3, dsap=False, block_start=0, block_end=3))
+    second = tp_node.apply_token_prune(first, _settings(tp_core, 0.6, dsap=False, block_start=2, block_end=2))
+    direct = tp_node.apply_token_prune(recorded, _settings(tp_core, 0.6, dsap=False, block_start=2, block_end=2))
+    out = tiny.sample(case, model=second, steps=1)
+    tokens = _dit_tokens(case)
+    assert [call["img"] for call in seen] == [tokens, tokens, tp_core.kept_count(tokens, 0.6), tokens]
+    assert torch.equal(out, tiny.sample(case, model=direct, steps=1))
+    replacement = second.clone().model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 2)]
+    assert replacement.args[2].module is case.patcher.model.diffusion_model.blocks[2]

@@ -191,3 +191,46 @@ def test_settings_validation(kwargs, message):
 def test_settings_boundaries_accepted():
     tp.PruneSettings(ratio=0.0, dsap_percent=0.0).validate()
     tp.PruneSettings(ratio=0.95, dsap_percent=1.0, levels=(1,)).validate()
+
+
+def test_recover_residual_hand_computed():
+    # kept = {0, 2}; token 1 is most similar to token 0, token 3 to token 2
+    features = torch.tensor([[[1.0, 0.0], [3.0, 0.1], [0.0, 1.0], [-0.1, 2.0]]])
+    keep = torch.tensor([[0, 2]])
+    source = tp.recovery_source(features, keep)
+    kept_out = torch.tensor([[[1.5, 1.0], [0.25, 3.0]]])  # updates: (0.5, 1.0) and (0.25, 2.0)
+    full = tp.recover_residual(features, keep, kept_out, source)
+    expected = torch.tensor([[[1.5, 1.0], [3.5, 1.1], [0.25, 3.0], [0.15, 4.0]]])
+    torch.testing.assert_close(full, expected, atol=1e-6, rtol=0)
+    assert torch.equal(full[:, [0, 2]], kept_out)  # kept tokens are their range output exactly
+
+
+def test_recover_residual_is_passthrough_for_an_unchanged_range():
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, 13, 5, generator=generator)
+    keep = tp.keep_index_for(torch.rand(2, 13, generator=generator), 0.5)
+    kept = features[torch.arange(2).unsqueeze(1), keep]
+    source = tp.recovery_source(features, keep)
+    assert torch.equal(tp.recover_residual(features, keep, kept, source), features)
+
+
+@pytest.mark.parametrize("start,end,expected", [(-1, -1, (1, 3)), (0, -1, (0, 3)), (-1, 1, (1, 1)), (2, 2, (2, 2)),
+                                                (0, 3, (0, 3))])
+def test_resolve_block_range(start, end, expected):
+    assert tp.resolve_block_range(start, end, (1, 3), 4, "blocks") == expected
+
+
+@pytest.mark.parametrize("start,end", [(0, 4), (3, 1), (-1, 0), (5, -1)])
+def test_resolve_block_range_rejects(start, end):
+    with pytest.raises(ValueError, match=r"token_prune: block range \d+\.\.\d+ does not fit this model's 4 blocks "
+                                         r"\(indices 0\.\.3; block_start must not exceed block_end\)"):
+        tp.resolve_block_range(start, end, (1, 3), 4, "blocks")
+
+
+@pytest.mark.parametrize("start,end,message", [(-2, -1, "block_start and block_end must be block indices or -1"),
+                                               (0, -3, "must be block indices or -1"),
+                                               (3, 2, r"block_end \(2\) must not be below block_start \(3\)")])
+def test_settings_block_range_validation(start, end, message):
+    with pytest.raises(ValueError, match=message):
+        tp.PruneSettings(ratio=0.5, block_start=start, block_end=end).validate()
+    tp.PruneSettings(ratio=0.5, block_start=3, block_end=-1).validate()
