@@ -147,7 +147,13 @@ class _RunContext:
         out = run_block(args)
         if role.metric:
             before = self.stack_input if before is None else before
-            residual = _image_tokens(out["img"], role, image_length) - before
+            after = _image_tokens(out["img"], role, image_length)
+            if after.shape != before.shape:
+                raise ValueError(
+                    f"AdaCache: the metric block changed the number of image tokens ({before.shape[1]} -> "
+                    f"{after.shape[1]}): another patch prunes tokens inside the block stack (e.g. TokenPrune). "
+                    f"Apply AdaCache first and the pruning node after it (loader -> AdaCache -> TokenPrune).")
+            residual = after - before
             for key, chunk in self._chunks(residual):
                 self.run.observe_metric(key, chunk, self.frames)
         if role.exit:

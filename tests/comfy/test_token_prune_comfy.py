@@ -558,3 +558,13 @@ def test_dit_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node,
     assert torch.equal(out, tiny.sample(case, model=direct, steps=1))
     replacement = second.clone().model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 2)]
     assert replacement.args[2].module is case.patcher.model.diffusion_model.blocks[2]
+
+
+def test_adacache_after_token_prune_fails_with_the_order_to_use(comfy_rt, tiny, tp_node, tp_core):
+    """AdaCache applied to a TokenPrune model would measure its metric block on pruned tokens; it says what to do."""
+    adacache = comfy_rt.node_class("FreeAccel_AdaCache")
+    case = tiny.build("wan21")
+    pruned = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
+    both = adacache.execute(pruned, "fast_30", "", -1, False, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    with pytest.raises(ValueError, match=r"Apply AdaCache first and the pruning node after it"):
+        tiny.sample(case, model=both, steps=4)
