@@ -179,8 +179,12 @@ def plot(cases, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(cases), figsize=(5.5 * len(cases), 4.5), squeeze=False)
-    for ax, case in zip(axes[0], cases):
+    columns = min(4, len(cases))
+    rows = math.ceil(len(cases) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(cases):]:
+        ax.set_visible(False)
+    for ax, case in zip(axes.flat, cases):
         finite = [r.psnr_latent for r in case["results"] if not math.isinf(r.psnr_latent)]
         ceiling = (max(finite) if finite else 40.0) + 5.0
         for r in case["results"]:

@@ -129,6 +129,22 @@ class Workflow:
         source.output_links.setdefault(out_slot, []).append(link_id)
         return link_id
 
+    def sample_decode_save(self, model, positive, negative, latent, vae, sampler_widgets, save_type, save_widgets):
+        """KSampler -> VAEDecode -> a save node, the tail every example workflow shares.
+
+        ``model``, ``positive``, ``negative``, ``latent`` and ``vae`` are (handle, output name) pairs.
+        """
+        sampler = self.add("KSampler", **sampler_widgets)
+        for (source, output), name in zip((model, positive, negative, latent),
+                                          ("model", "positive", "negative", "latent_image")):
+            self.link(source, output, sampler, name)
+        decode = self.add("VAEDecode")
+        self.link(sampler, "LATENT", decode, "samples")
+        self.link(*vae, decode, "vae")
+        save = self.add(save_type, **save_widgets)
+        self.link(decode, "IMAGE", save, "images")
+        return sampler
+
     def model_file(self, handle, name, url, directory):
         """Record where a loader's model file comes from (properties.models): the frontend offers the download
         when the file is missing from the user's `models/<directory>` folder."""

@@ -22,7 +22,7 @@ from .comfy_env import PACK_ROOT, boot, find_comfyui
 log = logging.getLogger("freeaccel.bench")
 
 # technique -> bench module (bench/variants_<name>.py); each module gives FAMILIES, STEPS and variants(family),
-# optionally FRAMES (latent frames for video families) and CFG.
+# optionally FRAMES (latent frames for video families), LATENT_SIZES ({family: (height, width)} of the latent) and CFG.
 TECHNIQUES = {
     "attention_backend": "variants_attention",
     "adacache": "variants_adacache",
@@ -123,8 +123,12 @@ def bench_tiny(args):
     cases = []
     for technique, module, family in selected:
         steps = args.steps or module.STEPS
-        frames = getattr(module, "FRAMES", None)
-        case = tiny_models.build(family, **({"frames": frames} if frames and family in VIDEO_FAMILIES else {}))
+        overrides = {}
+        if getattr(module, "FRAMES", None) and family in VIDEO_FAMILIES:
+            overrides["frames"] = module.FRAMES
+        if family in getattr(module, "LATENT_SIZES", {}):
+            overrides["height"], overrides["width"] = module.LATENT_SIZES[family]
+        case = tiny_models.build(family, **overrides)
         cfg = getattr(module, "CFG", 3.0)
         variants = [(benchmark.BASELINE, case.patcher)]
         variants += [(name, apply(case.patcher)) for name, apply in module.variants(family)]

@@ -74,16 +74,10 @@ def _wan21(wf):
     cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=True)
     wf.link(shift, "MODEL", cache, "model")
     latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
-    sampler = wf.add("KSampler", seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0)
-    wf.link(cache, "MODEL", sampler, "model")
-    wf.link(positive, "CONDITIONING", sampler, "positive")
-    wf.link(negative, "CONDITIONING", sampler, "negative")
-    wf.link(latent, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sampler, "LATENT", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add("SaveWEBM", filename_prefix="wan21_t2v_adacache", fps=16.0)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.sample_decode_save((cache, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
+                          (latent, "LATENT"), (vae, "VAE"),
+                          dict(seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0),
+                          "SaveWEBM", dict(filename_prefix="wan21_t2v_adacache", fps=16.0))
     wf.group("FreeAccel", [cache])
 
 
@@ -109,16 +103,10 @@ def _flux(wf):
     cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=False)
     wf.link(unet, "MODEL", cache, "model")
     latent = wf.add("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
-    sampler = wf.add("KSampler", seed=42, steps=30, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0)
-    wf.link(cache, "MODEL", sampler, "model")
-    wf.link(guidance, "CONDITIONING", sampler, "positive")
-    wf.link(negative, "CONDITIONING", sampler, "negative")
-    wf.link(latent, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sampler, "LATENT", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add("SaveImage", filename_prefix="flux_adacache")
-    wf.link(decode, "IMAGE", save, "images")
+    wf.sample_decode_save((cache, "MODEL"), (guidance, "CONDITIONING"), (negative, "CONDITIONING"),
+                          (latent, "LATENT"), (vae, "VAE"),
+                          dict(seed=42, steps=30, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0),
+                          "SaveImage", dict(filename_prefix="flux_adacache"))
     wf.group("FreeAccel", [cache])
 
 

@@ -51,16 +51,10 @@ def _svd(wf):
     prune = wf.add("FreeAccel_TemporalAttnPrune", ratio=0.5, mode="identity", start_percent=START_PERCENT,
                    calibration_steps=CALIBRATION_STEPS)
     wf.link(guidance, "MODEL", prune, "model")
-    sampler = wf.add("KSampler", seed=42, steps=20, cfg=2.5, sampler_name="euler", scheduler="karras", denoise=1.0)
-    wf.link(prune, "MODEL", sampler, "model")
-    wf.link(cond, "positive", sampler, "positive")
-    wf.link(cond, "negative", sampler, "negative")
-    wf.link(cond, "latent", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sampler, "LATENT", decode, "samples")
-    wf.link(ckpt, "VAE", decode, "vae")
-    save = wf.add("SaveAnimatedWEBP", filename_prefix="svd_temporal_prune", fps=6.0)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.sample_decode_save((prune, "MODEL"), (cond, "positive"), (cond, "negative"),
+                          (cond, "latent"), (ckpt, "VAE"),
+                          dict(seed=42, steps=20, cfg=2.5, sampler_name="euler", scheduler="karras", denoise=1.0),
+                          "SaveAnimatedWEBP", dict(filename_prefix="svd_temporal_prune", fps=6.0))
     wf.group("FreeAccel", [prune])
 
 
@@ -90,16 +84,10 @@ def _wan21(wf):
                    calibration_steps=CALIBRATION_STEPS)
     wf.link(shift, "MODEL", prune, "model")
     latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
-    sampler = wf.add("KSampler", seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0)
-    wf.link(prune, "MODEL", sampler, "model")
-    wf.link(positive, "CONDITIONING", sampler, "positive")
-    wf.link(negative, "CONDITIONING", sampler, "negative")
-    wf.link(latent, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sampler, "LATENT", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add("SaveAnimatedWEBP", filename_prefix="wan21_temporal_prune", fps=16.0)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.sample_decode_save((prune, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
+                          (latent, "LATENT"), (vae, "VAE"),
+                          dict(seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0),
+                          "SaveAnimatedWEBP", dict(filename_prefix="wan21_temporal_prune", fps=16.0))
     wf.group("FreeAccel", [prune])
 
 

@@ -5,13 +5,15 @@ Workflows: ``python bench/make_workflow.py --build bench.variants_token_prune``.
 
 Core ToMe merges self-attention queries at the full latent resolution only (its max_downsample is fixed to 1), so on
 SDXL, which has no attention at that resolution, it changes nothing: its row there measures the patch overhead.
-TokenPrune runs with levels = "1,2,4,8" here (every attention level the model has) because the tiny bench latents
-are far below the 1024-token threshold of the node's "auto" default. On Flux and WAN 2.1 (no ToMe peer) it prunes
-the default block range (Flux: double-stream blocks 1..3 of 4; WAN: blocks 1..2 of 4).
+TokenPrune runs with levels = "1,2,4,8" here (every attention level the model has): the tiny models' narrow
+channels make the node's "auto" level choice, tuned on the real widths, meaningless. On Flux and WAN 2.1 (no ToMe
+peer) it prunes the default block range (Flux: double-stream blocks 1..3 of 4; WAN: blocks 1..2 of 4).
 """
 FAMILIES = ("sd15", "sdxl", "flux", "wan21")
 DIT_FAMILIES = ("flux", "wan21")
 STEPS = 10
+# SD1.5 at 512x512 and SDXL at 1024x1024 have 64x64 and 128x128 latents.
+LATENT_SIZES = {"sd15": (64, 64), "sdxl": (128, 128)}
 RATIOS = (0.3, 0.5, 0.7)
 
 
@@ -61,17 +63,10 @@ def _text_to_image(wf, ckpt_name, url, size, steps, cfg, prefix, ratio):
     prune = wf.add("FreeAccel_TokenPrune", ratio=ratio, dsap="on", dsap_percent=0.3, levels="auto")
     wf.link(ckpt, "MODEL", prune, "model")
     latent = wf.add("EmptyLatentImage", width=size, height=size, batch_size=1)
-    sampler = wf.add("KSampler", seed=42, steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal",
-                     denoise=1.0)
-    wf.link(prune, "MODEL", sampler, "model")
-    wf.link(positive, "CONDITIONING", sampler, "positive")
-    wf.link(negative, "CONDITIONING", sampler, "negative")
-    wf.link(latent, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sampler, "LATENT", decode, "samples")
-    wf.link(ckpt, "VAE", decode, "vae")
-    save = wf.add("SaveImage", filename_prefix=prefix)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.sample_decode_save((prune, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
+                          (latent, "LATENT"), (ckpt, "VAE"),
+                          dict(seed=42, steps=steps, cfg=cfg, sampler_name="euler", scheduler="normal", denoise=1.0),
+                          "SaveImage", dict(filename_prefix=prefix))
     wf.group("FreeAccel", [prune])
 
 
