@@ -18,6 +18,14 @@ from . import metrics
 from .flops import count_flops
 
 BASELINE = "baseline"
+# aten ops that carry attention in these models: the fused SDPA kernels, and the batched matmuls of ComfyUI's own
+# sub-quadratic / split attention and of the chunked paths (projections and MLPs run as mm/addmm, convs as convolution).
+ATTENTION_OPS = ("aten.bmm", "aten.baddbmm")
+ATTENTION_OP_PREFIX = "aten._scaled_dot_product"
+
+
+def attention_flops(per_op):
+    return sum(n for op, n in per_op.items() if op in ATTENTION_OPS or op.startswith(ATTENTION_OP_PREFIX))
 
 
 @dataclass
@@ -31,6 +39,7 @@ class VariantResult:
     psnr_pixels: float = None
     ssim_pixels: float = None
     gflops: float = math.nan
+    attention_gflops: float = math.nan
     work_skipped: float = math.nan
     peak_mem_mb: float = math.nan
     log: list = field(default_factory=list)
@@ -106,14 +115,15 @@ def _captured_run(sample_fn, model):
     try:
         with _PeakMemory() as memory:
             try:
-                output, flops, _ = count_flops(sample_fn, model)
+                output, flops, per_op = count_flops(sample_fn, model)
+                attention = attention_flops(per_op)
             except TypeError as err:  # torch's counter cannot trace some ops (flex attention's higher-order op)
                 handler.lines.append(f"FLOPs not countable: {str(err).splitlines()[0][:120]}")
-                output, flops = sample_fn(model), math.nan
+                output, flops, attention = sample_fn(model), math.nan, math.nan
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
-    return output, flops, memory.peak_bytes, handler.lines
+    return output, flops, attention, memory.peak_bytes, handler.lines
 
 
 def run_variants(sample_fn, variants, repeats=3, decode_fn=None, progress=None):
@@ -127,9 +137,10 @@ def run_variants(sample_fn, variants, repeats=3, decode_fn=None, progress=None):
     results = {name: VariantResult(name) for name, _ in variants}
     outputs = {}
     for name, model in variants:  # untimed: output, FLOPs, memory, technique logs (also warms up)
-        outputs[name], flops, peak, lines = _captured_run(sample_fn, model)
+        outputs[name], flops, attention, peak, lines = _captured_run(sample_fn, model)
         result = results[name]
         result.gflops = flops / 1e9
+        result.attention_gflops = attention / 1e9
         result.peak_mem_mb = peak / 2 ** 20
         result.log = lines
         if progress is not None:
@@ -162,12 +173,12 @@ def run_variants(sample_fn, variants, repeats=3, decode_fn=None, progress=None):
 def format_table(title, results):
     """A fixed-width text table of one benchmark case."""
     header = f"{'variant':38s} {'median s':>9s} {'speedup':>8s} {'PSNR dB':>8s} {'SSIM':>6s} {'GFLOPs':>8s} " \
-             f"{'skipped':>8s} {'peak MB':>8s}"
+             f"{'attn GF':>8s} {'skipped':>8s} {'peak MB':>8s}"
     lines = [title, header, "-" * len(header)]
     for r in results:
         psnr = "inf" if math.isinf(r.psnr_latent) else f"{r.psnr_latent:.2f}"
         lines.append(f"{r.name[:38]:38s} {r.median_s:9.3f} {r.speedup:7.2f}x {psnr:>8s} {r.ssim_latent:6.3f} "
-                     f"{r.gflops:8.2f} {100 * r.work_skipped:7.1f}% {r.peak_mem_mb:8.1f}")
+                     f"{r.gflops:8.2f} {r.attention_gflops:8.3f} {100 * r.work_skipped:7.1f}% {r.peak_mem_mb:8.1f}")
         for line in r.log[-1:]:
             lines.append(f"    log: {line}")
     return "\n".join(lines)

@@ -46,8 +46,9 @@ def motion_transfer_timings(frames=FRAMES, steps=8, guided_steps=3, iterations=1
     Runs are interleaved (plain, fastvmt, ditflow, plain, ...) ``repeats`` times; times are medians. Returns {mode:
     {"seconds", "guidance_seconds", "first_losses", "last_losses", "final_loss"}} plus "plain_seconds" (guided_steps
     = 0; guidance_seconds = seconds - plain_seconds), "speedup" (ditflow / fastvmt wall time of the whole run) and
-    "guidance_speedup" (the same for the guidance alone). Losses are each mode's own objective (fastvmt: its frame pairs and
-    windows plus the tracking term; ditflow: all pairs, full frames), per guided step: first and last real iteration.
+    "guidance_speedup" (the same for the guidance alone). Losses are each mode's own objective (fastvmt: its frame
+    pairs and windows plus the tracking term; ditflow: all pairs, full frames), per guided step: first and last real
+    iteration.
     """
     import torch
     import comfy.samplers
@@ -96,12 +97,15 @@ def main():
 
     from .comfy_env import boot, find_comfyui
 
-    parser = argparse.ArgumentParser(prog="python -m bench.variants_motion", description=motion_transfer_timings.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.variants_motion",
+                                     description=motion_transfer_timings.__doc__)
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH)")
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--guided-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--height", type=int, default=24, help="latent height (tokens = height / 2)")
+    parser.add_argument("--width", type=int, default=32, help="latent width (tokens = width / 2)")
     args = parser.parse_args()
     boot(find_comfyui(args.comfyui), tempfile.mkdtemp(prefix="freeaccel_motion_"))
     import comfy.utils
@@ -109,7 +113,7 @@ def main():
     comfy.utils.PROGRESS_BAR_ENABLED = False
     torch.set_num_threads(1)  # tiny models gain nothing from threads; on a shared CPU spin-waits dominate
     print(json.dumps(motion_transfer_timings(frames=args.frames, steps=args.steps, guided_steps=args.guided_steps,
-                                             repeats=args.repeats), indent=2))
+                                             repeats=args.repeats, height=args.height, width=args.width), indent=2))
 
 
 # --- example workflow (UI format) ------------------------------------------------------------------------------

@@ -16,3 +16,10 @@ def test_linear_is_counted():
     layer = torch.nn.Linear(8, 4, bias=False)
     _, total, _ = count_flops(layer, torch.randn(5, 8))
     assert total == 2 * 5 * 8 * 4
+
+
+def test_attention_flops_sums_attention_ops_only():
+    from bench.benchmark import attention_flops
+    per_op = {"aten.mm": 10, "aten.addmm": 20, "aten.bmm": 3, "aten.baddbmm": 4,
+              "aten._scaled_dot_product_flash_attention_for_cpu": 5, "aten.convolution": 7}
+    assert attention_flops(per_op) == 12
