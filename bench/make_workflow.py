@@ -76,6 +76,23 @@ def pack_project_info(repo_root=REPO_ROOT) -> tuple[str, str]:
     return name, version
 
 
+WAN21_FILES = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+
+
+def wan21_loaders(wf):
+    """UNETLoader, CLIPLoader and VAELoader of WAN 2.1 T2V 1.3B with ComfyUI's repackaged file names and sources;
+    returns the three handles."""
+    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
+    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
+                  f"{WAN21_FILES}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
+    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
+    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                  f"{WAN21_FILES}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
+    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{WAN21_FILES}/vae/wan_2.1_vae.safetensors", "vae")
+    return unet, clip, vae
+
+
 class Workflow:
     def __init__(self, schemas, *, core_version="0.8.0", pack_prefix=PACK_NODE_PREFIX, pack_info=None):
         self.schemas = schemas

@@ -4,6 +4,8 @@ Peers are core EasyCache and LazyCache at their node defaults, applied through t
 adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
 puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
 """
+from .make_workflow import wan21_loaders
+
 FAMILIES = ("wan21", "flux")
 STEPS = 30
 VIDEO = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi")
@@ -47,7 +49,6 @@ def variants(family):
 # example workflows (python bench/make_workflow.py --build bench.variants_adacache)
 
 _HF = "https://huggingface.co"
-_WAN_FILES = f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several steps when the content changes slowly "
          "(measured at the middle block) and computes more often when it changes fast. The first two and last two "
          "steps always run. Presets are the official 30- and 100-step codebooks, scaled to your step count. "
@@ -57,14 +58,7 @@ _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several st
 def _wan21(wf):
     wf.note(_NOTE.format(extra="MoReg (on here) computes more often when there is more motion between frames."),
             title="About this workflow")
-    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
-    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
-                  f"{_WAN_FILES}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
-    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
-    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
-                  f"{_WAN_FILES}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
-    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
-    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{_WAN_FILES}/vae/wan_2.1_vae.safetensors", "vae")
+    unet, clip, vae = wan21_loaders(wf)
     positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
     negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
     wf.link(clip, "CLIP", positive, "clip")

@@ -9,6 +9,8 @@
 import statistics
 import time
 
+from .make_workflow import wan21_loaders
+
 FAMILIES = ("wan21", "hunyuan_video", "ltxv", "mochi")
 FRAMES = 9  # latent frames of the tiny cases
 STEPS = 10
@@ -118,8 +120,6 @@ def main():
 
 # --- example workflow (UI format) ------------------------------------------------------------------------------
 
-_HF = "https://huggingface.co"
-_REPACK = f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 _NOTE = (
     "**Motion Transfer Guider (FastVMT)** transfers the motion of a reference video to a new prompt, training-free. "
     "At the first `guided_steps` steps it optimises the latent (AdamW, `iterations` per step) so that the attention "
@@ -134,14 +134,7 @@ _NOTE = (
 
 def _wan21_motion_transfer(wf):
     wf.note(_NOTE, title="About this workflow")
-    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
-    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
-                  f"{_REPACK}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
-    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
-    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
-                  f"{_REPACK}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
-    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
-    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{_REPACK}/vae/wan_2.1_vae.safetensors", "vae")
+    unet, clip, vae = wan21_loaders(wf)
     shift = wf.add("ModelSamplingSD3", shift=7.0)
     wf.link(unet, "MODEL", shift, "model")
 

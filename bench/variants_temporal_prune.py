@@ -3,6 +3,8 @@
 Variants: ratios 0.25 / 0.5 / 0.75 in both modes, against the unpatched model (``--tiny``: SVD and WAN 2.1 with at
 least 9 latent frames). Workflows: ``python bench/make_workflow.py --build bench.variants_temporal_prune``.
 """
+from .make_workflow import wan21_loaders
+
 FAMILIES = ("svd", "wan21")
 FRAMES = 9  # latent frames of the tiny cases
 STEPS = 10
@@ -62,18 +64,7 @@ def _wan21(wf):
     wf.note(_NOTE.format(extra="On WAN the units are heads of the 3-D self-attention; a pruned head attends within "
                                "its own latent frame only (`identity`) or is dropped (`skip`)."),
             title="About this workflow")
-    unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
-    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
-                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/diffusion_models/"
-                  "wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
-    clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
-    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
-                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/text_encoders/"
-                  "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
-    vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
-    wf.model_file(vae, "wan_2.1_vae.safetensors",
-                  f"{_HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors",
-                  "vae")
+    unet, clip, vae = wan21_loaders(wf)
     positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
     negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
     wf.link(clip, "CLIP", positive, "clip")
