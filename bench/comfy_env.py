@@ -110,6 +110,13 @@ class ComfyRuntime:
         return executor.history_result["outputs"]
 
 
+def current_runtime():
+    """The runtime ``boot`` created in this process."""
+    if _runtime is None:
+        raise RuntimeError("ComfyUI is not booted in this process: call bench.comfy_env.boot() first")
+    return _runtime
+
+
 def boot(comfy_path, base_dir, *, pack_root=PACK_ROOT, extra_args=()):
     """Import ComfyUI from ``comfy_path`` with ``base_dir`` as its --base-directory and load the pack from there.
 

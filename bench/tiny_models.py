@@ -289,6 +289,13 @@ def build_svd(frames=DEFAULT_FRAMES, height=16, width=24, seed=0):
 # model files for UNETLoader
 
 
+# The WAN 2.1 T2V file of save_unet_file (also what bench.train_tiny trains): as small as UNETLoader's detection
+# allows, which derives num_heads = dim // 128 and a 4096-wide text input.
+WAN21_FILE_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16,
+                         dim=256, ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=2, num_layers=4,
+                         window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6)
+
+
 def save_unet_file(family, path, seed=0):
     """Write a diffusion-model file that ComfyUI's UNETLoader (comfy.sd.load_diffusion_model) detects as ``family``.
 
@@ -301,10 +308,7 @@ def save_unet_file(family, path, seed=0):
     allocated them: for loading and model-family tests only, never for sampling.
     """
     if family == "wan21":
-        unet_config = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16,
-                           dim=256, ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=2, num_layers=4,
-                           window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6)
-        model = make_patcher(supported.WAN21_T2V, unet_config, seed).model.diffusion_model
+        model = make_patcher(supported.WAN21_T2V, WAN21_FILE_CONFIG, seed).model.diffusion_model
         state_dict = {k: v.contiguous() for k, v in model.state_dict().items()}
     elif family == "flux":
         g = torch.Generator().manual_seed(seed)

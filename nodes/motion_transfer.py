@@ -267,7 +267,7 @@ def _rope_setup_context(ctx, inputs, output):
     ctx.freqs = inputs[1]
 
 
-def _ensure_rope_backward():
+def ensure_rope_backward():
     """Give comfy_kitchen's fused RoPE (which WAN uses when comfy_kitchen is installed) the backward it lacks.
 
     The op is forward-only ("no autograd formula was registered"), so no gradient could reach the latent through
@@ -380,7 +380,7 @@ class MotionTransferGuider(comfy.samplers.CFGGuider):
             return sum(mt.motion_loss(references[b], mt.motion_flow(q[b], k[b], grid, pairs, self.config, hard=False),
                                       pairs, self.config, grid[0]) for b in range(len(q)))
 
-        _ensure_rope_backward()
+        ensure_rope_backward()
         with _differentiable_weights(self.inner_model.diffusion_model):
             z, losses = mt.optimize_latent(x, loss_fn, self.config, on_iteration)
         self.loss_history.append(losses)

@@ -1,0 +1,398 @@
+"""Train the tiny REAL ComfyUI WAN 2.1 model on procedural clips, so bench quality numbers reflect a trained denoiser.
+
+    python -m bench.train_tiny --family wan21 --minutes 15 --out DIR [--seed 0] [--steps N] [--threads N]
+
+The model is the one ``tiny_models.save_unet_file("wan21", ...)`` writes (``tiny_models.WAN21_FILE_CONFIG``: ComfyUI's
+own WanModel inside model_base.WAN21, 2 heads x 128, 4 blocks, 4096-wide text input), built fresh (ComfyUI may load
+weights under inference mode, which cannot be trained). Training uses ComfyUI's flow-matching parameterisation from
+the model itself: a sigma drawn like the sampler's schedule (``model_sampling.sigma`` of a uniform timestep, so
+WAN's shift applies), the clean latent noised with ``model_sampling.noise_scaling``, and the prediction taken through
+``BaseModel.apply_model`` (which applies ``calculate_input`` / ``calculate_denoised``); the loss is the MSE of the
+implied velocity ``(x_sigma - denoised) / sigma`` against ``noise - clean``. Data are fresh ``bench.procedural``
+batches every step, each clip conditioned on its class prompt (or, with probability ``uncond_prob``, the
+unconditional embedding, so classifier-free guidance works).
+
+Deterministic: the same config (seed included) and thread count give bit-identical weights. ``--minutes`` is turned
+into a step count by timing a few steps first; the step count actually trained is stored in the file's metadata and
+the JSON beside it (reproduce exactly with ``--steps``). Results are cached by a hash of the requested config: a
+re-run with the same config returns the saved file. Files written into DIR (default: the bench runtime's
+models/diffusion_models, where UNETLoader finds them): ``<name>.safetensors``, ``<name>.json`` (config, steps,
+losses), ``<name>_loss.png`` and, from the command line, ``<name>_samples.png``.
+"""
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from . import procedural
+from .comfy_env import PACK_ROOT, current_runtime
+
+TRAINER_VERSION = 1  # bump when training code changes what a config produces (invalidates cached files)
+FAMILIES = ("wan21",)  # Flux: UNETLoader's detection pins it to 24 heads x 128, no tiny trainable file exists
+DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "runtime", "models", "diffusion_models")
+CALIBRATION_STEPS = 3  # timed steps (after one untimed) used to turn --minutes into a step count
+EVAL_CLIPS_PER_CLASS = 2
+SAMPLES_PER_CLASS = 4  # generated clips per motion class in the command line's class-resemblance check
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    family: str = "wan21"
+    seed: int = 0
+    steps: Optional[int] = None  # exactly one of steps / minutes
+    minutes: Optional[float] = None
+    batch: int = 4
+    lr: float = 5e-4
+    warmup: int = 50  # linear warm-up steps, then cosine decay to lr_final_fraction * lr
+    lr_final_fraction: float = 0.1
+    grad_clip: float = 1.0
+    uncond_prob: float = 0.1
+    frames: int = procedural.FRAMES
+    height: int = procedural.HEIGHT
+    width: int = procedural.WIDTH
+    prompt_tokens: int = procedural.PROMPT_TOKENS
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"train_tiny trains {FAMILIES}, not {self.family!r}")
+        if (self.steps is None) == (self.minutes is None):
+            raise ValueError("give exactly one of steps and minutes")
+
+
+@dataclass
+class TrainResult:
+    path: str  # the safetensors file
+    steps: int
+    losses: list  # training loss per step
+    eval_before: float  # loss on a fixed held-out batch at fixed sigmas, before and after training
+    eval_after: float
+    cached: bool
+
+
+def config_hash(config):
+    """Hash of everything that decides the weights: the requested config, the model config, the trainer version."""
+    from .tiny_models import WAN21_FILE_CONFIG
+    blob = json.dumps({"config": dataclasses.asdict(config), "model": WAN21_FILE_CONFIG, "version": TRAINER_VERSION},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def file_stem(config):
+    return f"freeaccel_trained_{config.family}_{config_hash(config)}"
+
+
+def build_model(seed):
+    """A fresh, trainable WAN21 BaseModel (fp32, CPU) with the tiny file config and seeded initial weights."""
+    import comfy.supported_models
+    from .tiny_models import WAN21_FILE_CONFIG, make_patcher
+    model = make_patcher(comfy.supported_models.WAN21_T2V, WAN21_FILE_CONFIG, seed).model
+    model.diffusion_model.requires_grad_(True)  # some ComfyUI ops create their parameters frozen
+    return model
+
+
+def flow_matching_loss(model, clean, context, sigma, noise):
+    """MSE between the velocity implied by ComfyUI's own prediction and the flow-matching target noise - clean."""
+    sampling = model.model_sampling
+    noisy = sampling.noise_scaling(sigma, noise, clean)
+    denoised = model.apply_model(noisy, sigma, c_crossattn=context)
+    velocity = (noisy - denoised) / sigma.view(-1, *([1] * (clean.ndim - 1)))
+    return torch.nn.functional.mse_loss(velocity, noise - clean)
+
+
+def make_rope_differentiable():
+    """WanModel calls comfy_kitchen's fused RoPE op when that package is installed, and the op has no backward.
+    The pack's motion-transfer guider needs the same gradient and registers the op's backward process-wide (forward
+    results unchanged); training reuses that registration."""
+    current_runtime().pack_module("nodes.motion_transfer").ensure_rope_backward()
+
+
+def train(config, *, progress=True):
+    """Train from scratch; returns (model, losses, eval_before, eval_after). Steps must be fixed in ``config``."""
+    if config.steps is None:
+        raise ValueError("train() needs config.steps; trained_model_file() turns minutes into steps")
+    model = build_model(config.seed)
+    params = list(model.diffusion_model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(config, step))
+    eval_batch = _eval_batch(config, model)
+    eval_before = _eval_loss(model, eval_batch)
+    losses = []
+    bar = _progress(config.steps, progress)
+    make_rope_differentiable()
+    for step in range(config.steps):
+        losses.append(_optimizer_step(config, model, params, optimizer, step))
+        schedule.step()
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", refresh=False)
+        bar.update()
+    bar.close()
+    return model, losses, eval_before, _eval_loss(model, eval_batch)
+
+
+def trained_model_file(config, out_dir=DEFAULT_OUT, *, progress=True):
+    """The trained model file for ``config`` in ``out_dir``: reused when present, else trained and saved (with the
+    JSON record and the loss-curve PNG). ComfyUI must be booted."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, file_stem(config))
+    path, record_path = stem + ".safetensors", stem + ".json"
+    if os.path.exists(path) and os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        return TrainResult(path, record["steps"], record["losses"], record["eval_before"], record["eval_after"], True)
+    steps = config.steps if config.steps is not None else calibrate_steps(config)
+    model, losses, eval_before, eval_after = train(dataclasses.replace(config, steps=steps, minutes=None),
+                                                   progress=progress)
+    record = {"config": dataclasses.asdict(config), "steps": steps, "threads": torch.get_num_threads(),
+              "final_loss": _tail_mean(losses), "eval_before": eval_before, "eval_after": eval_after,
+              "losses": losses}
+    _save_weights(model, path, record)
+    plot_losses(losses, stem + "_loss.png", title=f"{os.path.basename(stem)}: {steps} steps")
+    with open(record_path, "w") as f:  # written last: its presence marks a complete, reusable result
+        json.dump(record, f)
+    return TrainResult(path, steps, losses, eval_before, eval_after, False)
+
+
+def calibrate_steps(config):
+    """How many steps fit in ``config.minutes`` on this machine, timed on a throwaway model."""
+    model = build_model(config.seed)
+    params = list(model.diffusion_model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr)
+    start = None
+    make_rope_differentiable()
+    for step in range(1 + CALIBRATION_STEPS):  # the first step (allocations, lazy inits) is not timed
+        if step == 1:
+            start = time.perf_counter()
+        _optimizer_step(config, model, params, optimizer, step)
+    per_step = (time.perf_counter() - start) / CALIBRATION_STEPS
+    return max(1, int(config.minutes * 60 / per_step))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sampling and pictures
+
+
+def class_case(patcher, motion, *, frames=procedural.FRAMES, height=procedural.HEIGHT, width=procedural.WIDTH,
+               tokens=procedural.PROMPT_TOKENS):
+    """A tiny_models.TinyCase for a loaded trained model: an empty latent, the prompt of motion class ``motion`` as
+    positive and the unconditional embedding as negative (what the bench samples per motion class)."""
+    from .tiny_models import TinyCase
+    positive = [[procedural.prompt_embedding(motion, tokens=tokens)[None], {}]]
+    negative = [[procedural.uncond_embedding(tokens=tokens)[None], {}]]
+    return TinyCase(patcher, torch.zeros(1, procedural.CHANNELS, frames, height, width), positive, negative,
+                    "wan21", frames)
+
+
+def sample_class(patcher, motion, *, seed=0, steps=20, cfg=4.0, **shape):
+    """Generate one clip of ``motion`` with comfy.sample (as KSampler does), returned in the space the procedural
+    clips live in: [C, F, H, W], ComfyUI's output latent mapped back through process_latent_in. ``shape``: frames,
+    height, width, tokens as in class_case."""
+    from .tiny_models import sample
+    out = sample(class_case(patcher, motion, **shape), steps=steps, cfg=cfg, seed=seed)
+    return patcher.model.process_latent_in(out)[0]
+
+
+def latent_to_rgb(clip):
+    """Fixed seeded projection of the 16 latent channels to RGB in [0, 1]: [C, F, H, W] -> [F, H, W, 3]."""
+    projection = torch.randn(3, clip.shape[0], generator=torch.Generator().manual_seed(3)) / math.sqrt(clip.shape[0])
+    rgb = torch.einsum("rc,cfhw->fhwr", projection, clip.float())
+    return (0.5 + 0.25 * rgb).clamp(0, 1)
+
+
+def plot_sample_grid(rows, path, title=""):
+    """``rows``: [(label, clip [C, F, H, W])]; one row of frames per clip."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    frames = rows[0][1].shape[1]
+    fig, axes = plt.subplots(len(rows), frames, figsize=(frames * 1.1, len(rows) * 1.2), squeeze=False)
+    for r, (label, clip) in enumerate(rows):
+        rgb = latent_to_rgb(clip)
+        for f in range(frames):
+            ax = axes[r][f]
+            ax.imshow(rgb[f].numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if f == 0:
+                ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_losses(losses, path, title=""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(losses, linewidth=0.5, alpha=0.4, label="per step")
+    window = max(1, len(losses) // 50)
+    smooth = [sum(losses[max(0, i - window + 1):i + 1]) / len(losses[max(0, i - window + 1):i + 1])
+              for i in range(len(losses))]
+    ax.plot(smooth, linewidth=1.5, label=f"mean of {window}")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("flow-matching loss")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# internals
+
+
+def _optimizer_step(config, model, params, optimizer, step):
+    loss = flow_matching_loss(model, *_training_batch(config, model, step))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
+def _lr_factor(config, step):
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    span = max(1, config.steps - config.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup) / span)))
+    return config.lr_final_fraction + (1 - config.lr_final_fraction) * cosine
+
+
+def _contexts(config, labels, keep):
+    prompts = torch.stack([procedural.prompt_embedding(m, tokens=config.prompt_tokens)
+                           for m in procedural.MOTION_CLASSES])
+    uncond = procedural.uncond_embedding(tokens=config.prompt_tokens)
+    context = prompts[labels]
+    return torch.where(keep.view(-1, 1, 1), context, uncond)
+
+
+def _training_batch(config, model, step):
+    """(clean, context, sigma, noise) of one step: a function of (seed, step) only."""
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+    data_seed = int(torch.randint(2 ** 62, (), generator=g))
+    clean, labels = procedural.make_batch(data_seed, config.batch, frames=config.frames, height=config.height,
+                                          width=config.width)
+    keep = torch.rand(config.batch, generator=g) >= config.uncond_prob
+    timestep = torch.rand(config.batch, generator=g).clamp_min(1e-3) * model.model_sampling.multiplier
+    sigma = model.model_sampling.sigma(timestep)
+    noise = torch.randn(clean.shape, generator=g)
+    return clean, _contexts(config, labels, keep), sigma, noise
+
+
+def _eval_batch(config, model):
+    """A fixed held-out batch: EVAL_CLIPS_PER_CLASS clips per class, conditioned, at evenly spread sigmas."""
+    g = torch.Generator().manual_seed(987_654_321 + config.seed)
+    classes = procedural.MOTION_CLASSES * EVAL_CLIPS_PER_CLASS
+    clips = [procedural.make_clip(m, int(torch.randint(2 ** 62, (), generator=g)), frames=config.frames,
+                                  height=config.height, width=config.width) for m in classes]
+    clean = torch.stack(clips)
+    labels = torch.tensor([procedural.MOTION_CLASSES.index(m) for m in classes])
+    context = _contexts(config, labels, torch.ones(len(classes), dtype=torch.bool))
+    timestep = (torch.arange(len(classes)) + 0.5) / len(classes) * model.model_sampling.multiplier
+    sigma = model.model_sampling.sigma(timestep)
+    return clean, context, sigma, torch.randn(clean.shape, generator=g)
+
+
+def _eval_loss(model, batch):
+    with torch.no_grad():
+        return flow_matching_loss(model, *batch).item()
+
+
+def _mean_motion(clips):
+    return sum(map(procedural.mean_frame_difference, clips)) / len(clips)
+
+
+def _tail_mean(losses):
+    tail = losses[-max(1, len(losses) // 10):]
+    return sum(tail) / len(tail)
+
+
+def _save_weights(model, path, record):
+    import comfy.utils
+    state_dict = {k: v.detach().contiguous() for k, v in model.diffusion_model.state_dict().items()}
+    metadata = {"freeaccel_config": json.dumps(record["config"]), "freeaccel_steps": str(record["steps"]),
+                "freeaccel_final_loss": f"{record['final_loss']:.6f}"}
+    comfy.utils.save_torch_file(state_dict, path, metadata=metadata)
+
+
+class _NoBar:
+    def set_postfix(self, **kwargs):
+        pass
+
+    def update(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc="train", unit="step")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.train_tiny", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", default="wan21", choices=FAMILIES)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="training time budget (default 15), turned into steps")
+    budget.add_argument("--steps", type=int, help="exact number of steps")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the weights, record and plots")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=TrainConfig.batch)
+    parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
+    parser.add_argument("--no-samples", action="store_true", help="skip the sample grid")
+    args = parser.parse_args(argv)
+    minutes = args.minutes if args.minutes is not None else (None if args.steps is not None else 15.0)
+    config = TrainConfig(family=args.family, seed=args.seed, steps=args.steps, minutes=minutes, batch=args.batch,
+                         lr=args.lr)
+
+    from .comfy_env import boot, find_comfyui
+    comfy_path = find_comfyui(args.comfyui)
+    if comfy_path is None:
+        raise SystemExit("No ComfyUI found: pass --comfyui PATH or set COMFYUI_PATH.")
+    boot(comfy_path, os.path.join(PACK_ROOT, "bench", "runtime"))
+    torch.set_num_threads(args.threads)
+
+    started = time.perf_counter()
+    result = trained_model_file(config, args.out)
+    print(f"{'cached' if result.cached else 'trained'}: {result.path}")
+    print(f"steps {result.steps}, final training loss (mean of last 10%) {_tail_mean(result.losses):.4f}, "
+          f"held-out loss {result.eval_before:.4f} -> {result.eval_after:.4f}, "
+          f"{time.perf_counter() - started:.0f} s")
+
+    import comfy.sd
+    patcher = comfy.sd.load_diffusion_model(result.path)
+    print(f"UNETLoader path: loads as {type(patcher.model).__name__} / {type(patcher.model.model_config).__name__}")
+    if not args.no_samples:
+        stem = os.path.splitext(result.path)[0]
+        rows = []
+        for motion in procedural.MOTION_CLASSES:
+            generated = [sample_class(patcher, motion, seed=s) for s in range(SAMPLES_PER_CLASS)]
+            data = [procedural.make_clip(motion, 10_000 + s) for s in range(SAMPLES_PER_CLASS)]
+            rows += [(f"data {motion}", data[0]), (f"gen {motion}", generated[0])]
+            print(f"{motion:>9}: mean frame difference over {SAMPLES_PER_CLASS} clips: data {_mean_motion(data):.3f}, "
+                  f"generated {_mean_motion(generated):.3f}")
+        plot_sample_grid(rows, stem + "_samples.png", title=os.path.basename(stem))
+        print(f"samples: {stem}_samples.png")
+
+
+if __name__ == "__main__":
+    main()
