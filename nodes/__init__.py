@@ -1,9 +1,9 @@
 """ComfyUI glue: one module per technique, each exposing ``NODES``."""
 from comfy_api.v0_0_2 import ComfyExtension
 
-from . import adacache, attention_backend, temporal_prune, token_prune, motion_transfer
+from . import adacache, attention_backend, motion_transfer, temporal_prune, token_prune
 
-NODE_MODULES = (adacache, attention_backend, token_prune, temporal_prune, motion_transfer,)
+NODE_MODULES = (attention_backend, adacache, token_prune, temporal_prune, motion_transfer)
 
 
 class FreeAccelExtension(ComfyExtension):
