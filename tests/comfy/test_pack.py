@@ -6,12 +6,13 @@ import os
 import pytest
 import torch
 
-EXPECTED_NODES = {"FreeAccel_AttentionBackend"}
+EXPECTED_NODES = {"FreeAccel_AttentionBackend", "FreeAccel_AdaCache", "FreeAccel_TokenPrune",
+                  "FreeAccel_TemporalAttnPrune", "FreeAccel_LocalWindowAttention", "FreeAccel_MotionTransferGuider"}
 
 
 def test_every_node_id_is_registered(comfy_rt):
     import nodes
-    assert EXPECTED_NODES <= set(comfy_rt.node_ids)
+    assert set(comfy_rt.node_ids) == EXPECTED_NODES
     for node_id in comfy_rt.node_ids:
         assert node_id.startswith("FreeAccel_")
         schema = nodes.NODE_CLASS_MAPPINGS[node_id].GET_SCHEMA()
