@@ -4,6 +4,7 @@
     python -m bench.run --workflow workflows/wan21_t2v_adacache.json --tiny   # same graph with tiny random models
     python -m bench.run --bench --tiny                                        # every technique's variants vs baseline
     python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
+    python -m bench.run --bench --trained                                     # tiny WAN trained on procedural clips
 
 ComfyUI comes from --comfyui, $COMFYUI_PATH, or the ComfyUI this pack is installed in (``../..``). Tiny runs use their
 own ComfyUI base directory (bench/runtime) so nothing is written into the user's model folders.
@@ -42,6 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--workflow", help="a UI-format workflow JSON (e.g. one in workflows/)")
     parser.add_argument("--bench", action="store_true", help="benchmark instead of a single run")
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight models (no downloads needed)")
+    parser.add_argument("--trained", action="store_true",
+                        help="with --bench: a tiny WAN 2.1 trained on procedural clips (trained once, cached by its "
+                             "config), loaded by UNETLoader, benchmarked per motion class")
+    parser.add_argument("--train-steps", type=int, default=900, help="training steps for --trained")
     parser.add_argument("--techniques", default=",".join(TECHNIQUES),
                         help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
     parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
@@ -52,6 +57,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not args.bench and not args.workflow:
         parser.error("give --workflow, --bench, or both")
+    if args.trained and (args.workflow or not args.bench):
+        parser.error("--trained goes with --bench and without --workflow")
+    args.tiny = args.tiny or args.trained  # trained tiny models live in the bench's own ComfyUI base directory
     return args
 
 
@@ -102,8 +110,8 @@ def run_workflow(runtime, args):
 
 
 def _tiny_cases(args):
-    """(technique, module, family) triples selected by --techniques / --families."""
-    wanted_families = {f for f in args.families.split(",") if f}
+    """(technique, module, family) triples selected by --techniques / --families (--trained: WAN 2.1 only)."""
+    wanted_families = {"wan21"} if args.trained else {f for f in args.families.split(",") if f}
     for technique in [t for t in args.techniques.split(",") if t]:
         if technique not in TECHNIQUES:
             raise SystemExit(f"unknown technique {technique!r}; known: {', '.join(TECHNIQUES)}")
@@ -113,8 +121,44 @@ def _tiny_cases(args):
                 yield technique, module, family
 
 
-def bench_tiny(args):
+def _run_case(technique, module, family, case, steps, title, args, extra=None):
     from tqdm import tqdm
+    from . import tiny_models
+
+    cfg = getattr(module, "CFG", 3.0)
+    variants = [(benchmark.BASELINE, case.patcher)]
+    variants += [(name, apply(case.patcher)) for name, apply in module.variants(family)]
+
+    def sample_fn(model):
+        return tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=0)
+
+    title = f"{title}: {steps} steps, cfg {cfg}, latent {tuple(case.latent.shape)}"
+    with tqdm(total=len(variants) * (args.repeats + 1), desc=f"{technique}/{family}", leave=False) as bar:
+        results = benchmark.run_variants(sample_fn, variants, repeats=args.repeats, progress=bar)
+    print(benchmark.format_table(title, results) + "\n", flush=True)
+    return {"title": title, "technique": technique, "family": family, "steps": steps, "cfg": cfg,
+            "latent_shape": list(case.latent.shape), "results": results, **(extra or {})}
+
+
+def bench_trained(runtime, args):
+    """Every selected technique's WAN variants on the trained tiny WAN, once per motion class."""
+    import nodes
+    from . import procedural
+    from .train_tiny import TrainConfig, class_case, trained_model_file
+
+    selected = list(_tiny_cases(args))
+    if not selected:
+        raise SystemExit("no selected technique benchmarks WAN 2.1")
+    trained = trained_model_file(TrainConfig(steps=args.train_steps),
+                                 os.path.join(runtime.base_dir, "models", "diffusion_models"))
+    patcher = nodes.UNETLoader().load_unet(os.path.basename(trained.path), "default")[0]
+    return [_run_case(technique, module, family, class_case(patcher, motion), args.steps or module.STEPS,
+                      f"{technique} on trained tiny {family}, {motion} clips", args,
+                      {"motion": motion, "model_file": os.path.basename(trained.path)})
+            for technique, module, family in selected for motion in procedural.MOTION_CLASSES]
+
+
+def bench_tiny(args):
     from . import tiny_models
 
     selected = list(_tiny_cases(args))
@@ -129,19 +173,7 @@ def bench_tiny(args):
         if family in getattr(module, "LATENT_SIZES", {}):
             overrides["height"], overrides["width"] = module.LATENT_SIZES[family]
         case = tiny_models.build(family, **overrides)
-        cfg = getattr(module, "CFG", 3.0)
-        variants = [(benchmark.BASELINE, case.patcher)]
-        variants += [(name, apply(case.patcher)) for name, apply in module.variants(family)]
-
-        def sample_fn(model, case=case, steps=steps, cfg=cfg):
-            return tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=0)
-
-        title = f"{technique} on tiny {family}: {steps} steps, cfg {cfg}, latent {tuple(case.latent.shape)}"
-        with tqdm(total=len(variants) * (args.repeats + 1), desc=f"{technique}/{family}", leave=False) as bar:
-            results = benchmark.run_variants(sample_fn, variants, repeats=args.repeats, progress=bar)
-        print(benchmark.format_table(title, results) + "\n", flush=True)
-        cases.append({"title": title, "technique": technique, "family": family, "steps": steps, "cfg": cfg,
-                      "latent_shape": list(case.latent.shape), "results": results})
+        cases.append(_run_case(technique, module, family, case, steps, f"{technique} on tiny {family}", args))
     return cases
 
 
@@ -181,7 +213,12 @@ def main(argv=None):
     if not args.bench:
         run_workflow(runtime, args)
         return 0
-    cases = bench_workflow(runtime, args) if args.workflow else bench_tiny(args)
+    if args.workflow:
+        cases = bench_workflow(runtime, args)
+    elif args.trained:
+        cases = bench_trained(runtime, args)
+    else:
+        cases = bench_tiny(args)
     write_report(cases, args)
     return 0
 

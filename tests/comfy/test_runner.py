@@ -117,3 +117,23 @@ def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_no
     assert not any("AdaCache" in line for line in baseline.log)
     assert patched.work_skipped > 0
 
+
+
+def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_path, capsys):
+    from bench import procedural
+    args = run.parse_args(["--bench", "--trained", "--train-steps", "3", "--techniques", "attention_backend",
+                           "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
+    assert args.tiny  # trained models live in the bench's own base directory
+    cases = run.bench_trained(bench_nodes, args)
+    assert [case["motion"] for case in cases] == list(procedural.MOTION_CLASSES)
+    for case in cases:
+        assert case["family"] == "wan21" and case["model_file"].startswith("freeaccel_trained_wan21_")
+        assert [r.name for r in case["results"]][0] == "baseline"
+    assert "attention_backend on trained tiny wan21, static clips: 2 steps" in capsys.readouterr().out
+    run.write_report(cases, args)
+    assert (tmp_path / "bench.png").exists()
+
+
+def test_trained_needs_bench_without_workflow():
+    with pytest.raises(SystemExit):
+        run.parse_args(["--trained"])
