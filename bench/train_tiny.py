@@ -1,12 +1,15 @@
 """Train the tiny REAL ComfyUI WAN 2.1 model on procedural clips, so bench quality numbers reflect a trained denoiser.
 
     python -m bench.train_tiny --family wan21 --minutes 15 --out DIR [--seed 0] [--steps N] [--threads N]
+        [--sigma-sampling uniform|schedule]
 
 The model is the one ``tiny_models.save_unet_file("wan21", ...)`` writes (``tiny_models.WAN21_FILE_CONFIG``: ComfyUI's
 own WanModel inside model_base.WAN21, 2 heads x 128, 4 blocks, 4096-wide text input), built fresh (ComfyUI may load
 weights under inference mode, which cannot be trained). Training uses ComfyUI's flow-matching parameterisation from
-the model itself: a sigma drawn like the sampler's schedule (``model_sampling.sigma`` of a uniform timestep, so
-WAN's shift applies), the clean latent noised with ``model_sampling.noise_scaling``, and the prediction taken through
+the model itself: a sigma drawn per ``sigma_sampling`` (default ``"uniform"``: sigma ~ U(0, sigma_max], i.e. (0, 1] for
+flow models; ``"schedule"``: like the sampler's schedule, ``model_sampling.sigma`` of a uniform timestep, so WAN's
+shift 8 applies and only ~5 % of sigmas fall below 0.3, leaving the late, detail-forming steps barely trained), the
+clean latent noised with ``model_sampling.noise_scaling``, and the prediction taken through
 ``BaseModel.apply_model`` (which applies ``calculate_input`` / ``calculate_denoised``); the loss is the MSE of the
 implied velocity ``(x_sigma - denoised) / sigma`` against ``noise - clean``. Data are fresh ``bench.procedural``
 batches every step, each clip conditioned on its class prompt (or, with probability ``uncond_prob``, the
@@ -35,6 +38,7 @@ from . import procedural
 from .comfy_env import PACK_ROOT, current_runtime
 
 TRAINER_VERSION = 1  # bump when training code changes what a config produces (invalidates cached files)
+SIGMA_SAMPLINGS = ("uniform", "schedule")  # how training sigmas are drawn, see the module docstring
 FAMILIES = ("wan21",)  # Flux: UNETLoader's detection pins it to 24 heads x 128, no tiny trainable file exists
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "runtime", "models", "diffusion_models")
 CALIBRATION_STEPS = 3  # timed steps (after one untimed) used to turn --minutes into a step count
@@ -54,6 +58,7 @@ class TrainConfig:
     lr_final_fraction: float = 0.1
     grad_clip: float = 1.0
     uncond_prob: float = 0.1
+    sigma_sampling: str = "uniform"  # one of SIGMA_SAMPLINGS
     frames: int = procedural.FRAMES
     height: int = procedural.HEIGHT
     width: int = procedural.WIDTH
@@ -62,6 +67,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"train_tiny trains {FAMILIES}, not {self.family!r}")
+        if self.sigma_sampling not in SIGMA_SAMPLINGS:
+            raise ValueError(f"sigma_sampling must be one of {SIGMA_SAMPLINGS}, not {self.sigma_sampling!r}")
         if (self.steps is None) == (self.minutes is None):
             raise ValueError("give exactly one of steps and minutes")
 
@@ -281,10 +288,17 @@ def _training_batch(config, model, step):
     clean, labels = procedural.make_batch(data_seed, config.batch, frames=config.frames, height=config.height,
                                           width=config.width)
     keep = torch.rand(config.batch, generator=g) >= config.uncond_prob
-    timestep = torch.rand(config.batch, generator=g).clamp_min(1e-3) * model.model_sampling.multiplier
-    sigma = model.model_sampling.sigma(timestep)
+    sigma = _training_sigmas(config, model.model_sampling, torch.rand(config.batch, generator=g).clamp_min(1e-3))
     noise = torch.randn(clean.shape, generator=g)
     return clean, _contexts(config, labels, keep), sigma, noise
+
+
+def _training_sigmas(config, sampling, fraction):
+    """Sigmas from uniform draws ``fraction`` in (0, 1]: spread evenly over (0, sigma_max] ("uniform"), or mapped
+    through the model's timestep -> sigma schedule ("schedule")."""
+    if config.sigma_sampling == "uniform":
+        return fraction * sampling.sigma_max
+    return sampling.sigma(fraction * sampling.multiplier)
 
 
 def _eval_batch(config, model):
@@ -356,13 +370,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
     parser.add_argument("--lr", type=float, default=TrainConfig.lr)
+    parser.add_argument("--sigma-sampling", default=TrainConfig.sigma_sampling, choices=SIGMA_SAMPLINGS,
+                        help="how training sigmas are drawn (see above)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
     parser.add_argument("--no-samples", action="store_true", help="skip the sample grid")
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (None if args.steps is not None else 15.0)
     config = TrainConfig(family=args.family, seed=args.seed, steps=args.steps, minutes=minutes, batch=args.batch,
-                         lr=args.lr)
+                         lr=args.lr, sigma_sampling=args.sigma_sampling)
 
     from .comfy_env import boot, find_comfyui
     comfy_path = find_comfyui(args.comfyui)

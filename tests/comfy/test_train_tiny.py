@@ -65,11 +65,25 @@ def test_training_batches_use_the_models_flow_matching_sigmas(trained):
     assert clean.shape == (64, 16, 3, 8, 8) and noise.shape == clean.shape
     assert context.shape == (64, procedural.PROMPT_TOKENS, 4096)
     sampling = model.model_sampling
-    assert float(sampling.shift) == 8.0  # WAN 2.1's shift: most training sigmas are high, as in sampling
-    assert (sigma > 0).all() and (sigma <= 1).all() and (sigma > 0.5).float().mean() > 0.7
+    assert float(sampling.sigma_max) == 1.0
+    # default "uniform": sigma ~ U(0, 1], so the low, detail-forming sigmas get their share of training
+    assert (sigma > 0).all() and (sigma <= 1).all() and 0.2 < (sigma < 0.3).float().mean() < 0.4
     # the loss is the velocity error: a prediction of exactly noise - clean would score 0
     noisy = sampling.noise_scaling(sigma, noise, clean)
     assert torch.allclose(sampling.calculate_denoised(sigma, noise - clean, noisy), clean, atol=1e-5)
+
+
+def test_schedule_sigma_sampling_maps_the_same_draws_through_the_models_shift(trained):
+    model = trained[0]
+    sampling = model.model_sampling
+    uniform = train_tiny._training_batch(_config(batch=64), model, 0)
+    schedule = train_tiny._training_batch(_config(batch=64, sigma_sampling="schedule"), model, 0)
+    assert all(torch.equal(a, b) for a, b in zip(uniform[:2] + uniform[3:], schedule[:2] + schedule[3:]))
+    assert torch.allclose(schedule[2], sampling.sigma(uniform[2] * sampling.multiplier))
+    shift = float(sampling.shift)
+    assert shift == 8.0  # WAN 2.1: most schedule sigmas are high, as in sampling
+    assert torch.allclose(schedule[2], shift * uniform[2] / (1 + (shift - 1) * uniform[2]))  # hand-computed shift
+    assert (schedule[2] > 0.5).float().mean() > 0.7
 
 
 def test_config_validation_and_hash(comfy_rt):
@@ -79,9 +93,12 @@ def test_config_validation_and_hash(comfy_rt):
         train_tiny.TrainConfig(steps=3, minutes=1.0)
     with pytest.raises(ValueError, match="not 'flux'"):
         train_tiny.TrainConfig(family="flux", steps=3)
+    with pytest.raises(ValueError, match="sigma_sampling must be one of .* not 'cosine'"):
+        train_tiny.TrainConfig(steps=3, sigma_sampling="cosine")
     assert train_tiny.config_hash(_config()) == train_tiny.config_hash(_config())
     assert train_tiny.config_hash(_config()) != train_tiny.config_hash(_config(seed=1))
     assert train_tiny.config_hash(_config()) != train_tiny.config_hash(_config(steps=26))
+    assert train_tiny.config_hash(_config()) != train_tiny.config_hash(_config(sigma_sampling="schedule"))
 
 
 def test_minutes_budget_becomes_a_step_count(comfy_rt):
