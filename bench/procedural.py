@@ -30,6 +30,8 @@ SHAPES_PER_CLIP = (2, 4)  # inclusive range of shapes in a scene
 SLOW_PAN_SPEED = (0.25, 0.45)  # latent pixels per latent frame
 FAST_PAN_SPEED = (1.0, 1.6)
 FAST_SHAPE_SPEED = (1.8, 3.0)
+PALETTE_SIZE = 6  # every colour of every scene is one of these fixed latent colours (see _palette)
+STRIPE_PERIOD = (3.5, 6.0)  # pixels; shapes' stripe texture
 EDGE_WIDTH = 1.5  # pixels over which a shape's edge ramps into the background: sub-pixel motion stays smooth,
 # and a pixel farther than EDGE_WIDTH / 2 from every moving edge stays exactly still
 _PROMPT_SEED = 0x5EED  # prompt vectors are fixed per class, independent of the data seed
@@ -115,15 +117,23 @@ def _unit_vector(g):
     return torch.tensor([math.sin(angle), math.cos(angle)])
 
 
-def _colour(g, channels):
-    """A random latent "colour": one value per channel, of roughly unit size like a normalised latent."""
-    return torch.randn(channels, generator=g) * 0.8
+def _palette(channels):
+    """PALETTE_SIZE fixed latent "colours" (one value per channel, roughly unit size like a normalised latent). Like a
+    real VAE latent, whose channels are strongly correlated, every clip then lies in a low-dimensional subspace of
+    the channels, which is what lets a tiny model learn to denoise within a CPU training budget."""
+    g = torch.Generator().manual_seed(_PROMPT_SEED + channels)
+    return torch.randn(PALETTE_SIZE, channels, generator=g) * 0.8
+
+
+def _colour(g, palette):
+    return palette[int(torch.randint(len(palette), (), generator=g))]
 
 
 def _random_scene(g, channels, height, width):
     """Background: a base colour plus a low-frequency wave texture in a second colour. Shapes: discs and squares,
     each with its own colour and a finer stripe texture in a third colour."""
-    background = {"base": _colour(g, channels), "tint": _colour(g, channels) * 0.6,
+    palette = _palette(channels)
+    background = {"base": _colour(g, palette), "tint": _colour(g, palette) * 0.6,
                   "wave": _unit_vector(g) * (2 * math.pi / _uniform(g, 6.0, 10.0)),
                   "phase": _uniform(g, 0.0, 2 * math.pi)}
     count = int(torch.randint(SHAPES_PER_CLIP[0], SHAPES_PER_CLIP[1] + 1, (), generator=g))
@@ -134,9 +144,9 @@ def _random_scene(g, channels, height, width):
             "square": bool(torch.rand((), generator=g) < 0.5),
             "radius": radius,
             "centre": torch.tensor([_uniform(g, radius, height - radius), _uniform(g, radius, width - radius)]),
-            "colour": _colour(g, channels) * 1.5,
-            "stripe_colour": _colour(g, channels) * 0.5,
-            "stripes": _unit_vector(g) * (2 * math.pi / _uniform(g, 2.5, 4.0)),
+            "colour": _colour(g, palette) * 1.5,
+            "stripe_colour": _colour(g, palette) * 0.5,
+            "stripes": _unit_vector(g) * (2 * math.pi / _uniform(g, *STRIPE_PERIOD)),
         })
     return {"background": background, "shapes": shapes}
 
