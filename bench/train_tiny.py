@@ -1,6 +1,6 @@
 """Train the tiny REAL ComfyUI WAN 2.1 model on procedural clips, so bench quality numbers reflect a trained denoiser.
 
-    python -m bench.train_tiny --family wan21 --minutes 15 --out DIR [--seed 0] [--steps N] [--threads N]
+    python -m bench.train_tiny [--family wan21] [--steps N | --minutes M] [--out DIR] [--seed 0] [--threads N]
         [--sigma-sampling uniform|schedule]
 
 The model is the one ``tiny_models.save_unet_file("wan21", ...)`` writes (``tiny_models.WAN21_FILE_CONFIG``: ComfyUI's
@@ -37,10 +37,11 @@ import torch
 from . import procedural
 from .comfy_env import PACK_ROOT, current_runtime
 
-TRAINER_VERSION = 1  # bump when training code changes what a config produces (invalidates cached files)
+TRAINER_VERSION = 2  # bump when training code changes what a config produces (invalidates cached files)
 SIGMA_SAMPLINGS = ("uniform", "schedule")  # how training sigmas are drawn, see the module docstring
 FAMILIES = ("wan21",)  # Flux: UNETLoader's detection pins it to 24 heads x 128, no tiny trainable file exists
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "runtime", "models", "diffusion_models")
+DEFAULT_STEPS = 3000  # the bench's trained model: 3000 steps take about 18 minutes on 2 CPU cores
 CALIBRATION_STEPS = 3  # timed steps (after one untimed) used to turn --minutes into a step count
 EVAL_CLIPS_PER_CLASS = 2
 SAMPLES_PER_CLASS = 4  # generated clips per motion class in the command line's class-resemblance check
@@ -53,7 +54,7 @@ class TrainConfig:
     steps: Optional[int] = None  # exactly one of steps / minutes
     minutes: Optional[float] = None
     batch: int = 4
-    lr: float = 5e-4
+    lr: float = 1e-3
     warmup: int = 50  # linear warm-up steps, then cosine decay to lr_final_fraction * lr
     lr_final_fraction: float = 0.1
     grad_clip: float = 1.0
@@ -96,12 +97,24 @@ def file_stem(config):
 
 
 def build_model(seed):
-    """A fresh, trainable WAN21 BaseModel (fp32, CPU) with the tiny file config and seeded initial weights."""
+    """A fresh, trainable WAN21 BaseModel (fp32, CPU) with the tiny file config and seeded initial weights, its
+    gated residuals and output starting at zero (see zero_init_modulation)."""
     import comfy.supported_models
     from .tiny_models import WAN21_FILE_CONFIG, make_patcher
     model = make_patcher(comfy.supported_models.WAN21_T2V, WAN21_FILE_CONFIG, seed).model
+    zero_init_modulation(model.diffusion_model)
     model.diffusion_model.requires_grad_(True)  # some ComfyUI ops create their parameters frozen
     return model
+
+
+def zero_init_modulation(wan):
+    """adaLN-Zero, as DiT trains: zero the timestep modulation (projection and per-block offsets) and the output
+    layer, so every block's gated residual starts at zero and the model starts by predicting zero velocity. Measured
+    over 400 steps at lr 1e-3: training loss 0.74, against 1.16 from the random init."""
+    with torch.no_grad():
+        for param in (wan.time_projection[1].weight, wan.time_projection[1].bias, wan.head.head.weight,
+                      wan.head.head.bias, wan.head.modulation, *(block.modulation for block in wan.blocks)):
+            param.zero_()
 
 
 def flow_matching_loss(model, clean, context, sigma, noise):
@@ -364,8 +377,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default="wan21", choices=FAMILIES)
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="training time budget (default 15), turned into steps")
-    budget.add_argument("--steps", type=int, help="exact number of steps")
+    budget.add_argument("--minutes", type=float, help="training time budget, turned into a step count")
+    budget.add_argument("--steps", type=int, help=f"exact number of steps (default {DEFAULT_STEPS}, the bench's)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the weights, record and plots")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=TrainConfig.batch)
@@ -376,8 +389,8 @@ def main(argv=None):
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
     parser.add_argument("--no-samples", action="store_true", help="skip the sample grid")
     args = parser.parse_args(argv)
-    minutes = args.minutes if args.minutes is not None else (None if args.steps is not None else 15.0)
-    config = TrainConfig(family=args.family, seed=args.seed, steps=args.steps, minutes=minutes, batch=args.batch,
+    steps = DEFAULT_STEPS if args.steps is None and args.minutes is None else args.steps
+    config = TrainConfig(family=args.family, seed=args.seed, steps=steps, minutes=args.minutes, batch=args.batch,
                          lr=args.lr, sigma_sampling=args.sigma_sampling)
 
     from .comfy_env import boot, find_comfyui
