@@ -184,6 +184,25 @@ def format_table(title, results):
     return "\n".join(lines)
 
 
+def format_summary(title, cases, column_key):
+    """One row per variant, one column per case (the cases must share their variants, e.g. one technique on several
+    inputs): speedup, latent PSNR and FLOPs skipped, so one technique's behaviour across inputs reads at a glance."""
+    names = [r.name for r in cases[0]["results"]]
+    if any([r.name for r in case["results"]] != names for case in cases):
+        raise ValueError("format_summary needs cases with the same variants")
+    header = f"{'variant':30s}" + "".join(f" {str(case[column_key]):>22s}" for case in cases)
+    lines = [title + " (speedup / PSNR dB / FLOPs skipped)", header, "-" * len(header)]
+    for row, name in enumerate(names):
+        cells = []
+        for case in cases:
+            r = case["results"][row]
+            psnr = "inf" if math.isinf(r.psnr_latent) else f"{r.psnr_latent:.1f}"
+            skipped = "n/a" if math.isnan(r.work_skipped) else f"{100 * r.work_skipped:.0f}%"  # flex: uncounted
+            cells.append(f"{r.speedup:.2f}x / {psnr} / {skipped}")
+        lines.append(f"{name[:30]:30s}" + "".join(f" {cell:>22s}" for cell in cells))
+    return "\n".join(lines)
+
+
 def plot(cases, path):
     """Speed/quality scatter, one panel per case: speedup on x, latent PSNR on y (identical outputs drawn on top)."""
     import matplotlib

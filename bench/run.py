@@ -46,7 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--trained", action="store_true",
                         help="with --bench: a tiny WAN 2.1 trained on procedural clips (trained once, cached by its "
                              "config), loaded by UNETLoader, benchmarked per motion class")
-    parser.add_argument("--train-steps", type=int, default=900, help="training steps for --trained")
+    parser.add_argument("--train-steps", type=int, default=None,
+                        help="training steps for --trained (default: bench.train_tiny's DEFAULT_STEPS)")
     parser.add_argument("--techniques", default=",".join(TECHNIQUES),
                         help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
     parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
@@ -144,18 +145,25 @@ def bench_trained(runtime, args):
     """Every selected technique's WAN variants on the trained tiny WAN, once per motion class."""
     import nodes
     from . import procedural
-    from .train_tiny import TrainConfig, class_case, trained_model_file
+    from .train_tiny import DEFAULT_STEPS, TrainConfig, class_case, trained_model_file
 
     selected = list(_tiny_cases(args))
     if not selected:
         raise SystemExit("no selected technique benchmarks WAN 2.1")
-    trained = trained_model_file(TrainConfig(steps=args.train_steps),
+    trained = trained_model_file(TrainConfig(steps=args.train_steps or DEFAULT_STEPS),
                                  os.path.join(runtime.base_dir, "models", "diffusion_models"))
     patcher = nodes.UNETLoader().load_unet(os.path.basename(trained.path), "default")[0]
-    return [_run_case(technique, module, family, class_case(patcher, motion), args.steps or module.STEPS,
-                      f"{technique} on trained tiny {family}, {motion} clips", args,
-                      {"motion": motion, "model_file": os.path.basename(trained.path)})
-            for technique, module, family in selected for motion in procedural.MOTION_CLASSES]
+    cases = []
+    for technique, module, family in selected:
+        steps = args.steps or module.STEPS
+        per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
+                               f"{technique} on trained tiny {family}, {motion} clips", args,
+                               {"motion": motion, "model_file": os.path.basename(trained.path)})
+                     for motion in procedural.MOTION_CLASSES]
+        print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, per motion class",
+                                       per_class, "motion") + "\n", flush=True)
+        cases += per_class
+    return cases
 
 
 def bench_tiny(args):

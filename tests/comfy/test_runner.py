@@ -129,7 +129,11 @@ def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_pat
     for case in cases:
         assert case["family"] == "wan21" and case["model_file"].startswith("freeaccel_trained_wan21_")
         assert [r.name for r in case["results"]][0] == "baseline"
-    assert "attention_backend on trained tiny wan21, static clips: 2 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "attention_backend on trained tiny wan21, static clips: 2 steps" in out
+    summary = out[out.index("attention_backend on trained tiny wan21, 2 steps, per motion class"):]
+    assert all(motion in summary.splitlines()[1] for motion in procedural.MOTION_CLASSES)
+    assert summary.splitlines()[3].startswith("baseline") and "1.00x / inf / 0%" in summary.splitlines()[3]
     run.write_report(cases, args)
     assert (tmp_path / "bench.png").exists()
 

@@ -1,0 +1,33 @@
+"""bench.benchmark.format_summary: one technique across several inputs, a row per variant, a column per input."""
+import math
+
+import pytest
+
+from bench.benchmark import VariantResult, format_summary
+
+
+def _case(motion, speedups, psnrs, skipped):
+    results = [VariantResult(name, speedup=s, psnr_latent=p, work_skipped=w)
+               for name, s, p, w in zip(("baseline", "AdaCache fast"), speedups, psnrs, skipped)]
+    return {"motion": motion, "results": results}
+
+
+def test_rows_are_variants_and_columns_are_cases():
+    cases = [_case("static", (1.0, 3.2), (math.inf, 41.26), (0.0, 0.684)),
+             _case("fast", (1.0, 1.5), (math.inf, 30.04), (0.0, 0.2))]
+    lines = format_summary("AdaCache on trained WAN", cases, "motion").splitlines()
+    assert lines[0] == "AdaCache on trained WAN (speedup / PSNR dB / FLOPs skipped)"
+    assert lines[1].split() == ["variant", "static", "fast"]
+    assert lines[3].split() == ["baseline", "1.00x", "/", "inf", "/", "0%", "1.00x", "/", "inf", "/", "0%"]
+    assert lines[4].split()[2:] == ["3.20x", "/", "41.3", "/", "68%", "1.50x", "/", "30.0", "/", "20%"]
+
+
+def test_uncounted_flops_read_n_a():
+    cases = [_case("static", (1.0, 0.9), (math.inf, 130.0), (0.0, math.nan))]
+    assert format_summary("t", cases, "motion").splitlines()[4].split()[2:] == ["0.90x", "/", "130.0", "/", "n/a"]
+
+
+def test_cases_must_share_their_variants():
+    other = {"motion": "fast", "results": [VariantResult("baseline"), VariantResult("LazyCache")]}
+    with pytest.raises(ValueError, match="same variants"):
+        format_summary("t", [_case("static", (1, 2), (math.inf, 30), (0, 0.5)), other], "motion")
