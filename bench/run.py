@@ -143,16 +143,13 @@ def _run_case(technique, module, family, case, steps, title, args, extra=None):
 
 def bench_trained(runtime, args):
     """Every selected technique's WAN variants on the trained tiny WAN, once per motion class."""
-    import nodes
     from . import procedural
-    from .train_tiny import DEFAULT_STEPS, TrainConfig, class_case, trained_model_file
+    from .train_tiny import DEFAULT_STEPS, class_case, load_bench_model
 
     selected = list(_tiny_cases(args))
     if not selected:
         raise SystemExit("no selected technique benchmarks WAN 2.1")
-    trained = trained_model_file(TrainConfig(steps=args.train_steps or DEFAULT_STEPS),
-                                 os.path.join(runtime.base_dir, "models", "diffusion_models"))
-    patcher = nodes.UNETLoader().load_unet(os.path.basename(trained.path), "default")[0]
+    trained, patcher = load_bench_model(runtime.base_dir, args.train_steps or DEFAULT_STEPS)
     cases = []
     for technique, module, family in selected:
         steps = args.steps or module.STEPS

@@ -178,6 +178,14 @@ def trained_model_file(config, out_dir=DEFAULT_OUT, *, progress=True):
     return TrainResult(path, steps, losses, eval_before, eval_after, False)
 
 
+def load_bench_model(base_dir, steps=DEFAULT_STEPS):
+    """The bench's trained tiny WAN (default config with ``steps``) from ``base_dir``/models/diffusion_models,
+    trained there first if missing, loaded through ComfyUI's UNETLoader: (TrainResult, ModelPatcher)."""
+    import nodes
+    result = trained_model_file(TrainConfig(steps=steps), os.path.join(base_dir, "models", "diffusion_models"))
+    return result, nodes.UNETLoader().load_unet(os.path.basename(result.path), "default")[0]
+
+
 def calibrate_steps(config):
     """How many steps fit in ``config.minutes`` on this machine, timed on a throwaway model."""
     model = build_model(config.seed)

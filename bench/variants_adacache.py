@@ -4,6 +4,8 @@ Peers are core EasyCache and LazyCache at their node defaults, applied through t
 adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
 puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
 """
+import os
+
 from .make_workflow import wan21_loaders
 
 FAMILIES = ("wan21", "flux")
@@ -108,14 +110,17 @@ WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# distance survey: what c does a family produce per step? (python -m bench.variants_adacache wan21 flux)
+# distance survey: what c (and MoReg's motion score) does a model produce per step? Every step is computed (k = 1).
+# python -m bench.variants_adacache wan21 flux            tiny random-weight families
+# python -m bench.variants_adacache --trained --moreg     the trained tiny WAN, per motion class
 
-def distance_trace(family, steps=STEPS, cfg=3.0, moreg=False):
-    """Per-step AdaCache distances c of a tiny ``family`` model when every step is computed (k = 1)."""
+
+def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
+    """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
+    nothing, so each distance is c at k = 1 on the unpatched trajectory."""
     import sys
     import nodes
     from . import tiny_models
-    case = tiny_models.build(family)
     model = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"].execute(
         case.patcher, "custom", "1.00:1", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
     pack_core = next(m for name, m in sys.modules.items() if name.endswith("accel_core.adacache"))
@@ -133,25 +138,45 @@ def distance_trace(family, steps=STEPS, cfg=3.0, moreg=False):
         tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
     finally:
         pack_core.AdaCacheRun.end_step = original
-    return [r.distance for r in records]
+    return records
+
+
+def _trained_cases(runtime, motions):
+    from .train_tiny import class_case, load_bench_model
+    patcher = load_bench_model(runtime.base_dir)[1]
+    return [(f"trained wan21, {motion}", class_case(patcher, motion)) for motion in motions]
 
 
 def main(argv=None):
     import argparse
     import tempfile
-    from .comfy_env import boot, find_comfyui
-    parser = argparse.ArgumentParser(description="AdaCache distance survey on tiny random-weight models")
-    parser.add_argument("families", nargs="+")
+    from . import procedural
+    from .comfy_env import PACK_ROOT, boot, find_comfyui
+    parser = argparse.ArgumentParser(description="AdaCache distance survey (every step computed)")
+    parser.add_argument("targets", nargs="*", help="tiny random-weight families; with --trained: motion classes "
+                                                   "(default: all)")
+    parser.add_argument("--trained", action="store_true", help="the bench's trained tiny WAN 2.1")
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--moreg", action="store_true")
+    parser.add_argument("--moreg", action="store_true", help="also print MoReg's motion score per step")
     args = parser.parse_args(argv)
-    boot(find_comfyui(), tempfile.mkdtemp(prefix="freeaccel-adacache-"))
-    for family in args.families:
-        distances = [d for d in distance_trace(family, args.steps, moreg=args.moreg) if d is not None]
+    if args.trained:
+        runtime = boot(find_comfyui(), os.path.join(PACK_ROOT, "bench", "runtime"))
+        cases = _trained_cases(runtime, args.targets or procedural.MOTION_CLASSES)
+    else:
+        if not args.targets:
+            parser.error("name the tiny families to survey")
+        boot(find_comfyui(), tempfile.mkdtemp(prefix="freeaccel-adacache-"))
+        from . import tiny_models  # imports ComfyUI: after boot
+        cases = [(family, tiny_models.build(family)) for family in args.targets]
+    for name, case in cases:
+        records = step_records(case, args.steps, moreg=args.moreg)
+        distances = [r.distance for r in records if r.distance is not None]
         ordered = sorted(distances)
-        print(f"{family}: {len(distances)} distances, min {ordered[0]:.4f}, median {ordered[len(ordered) // 2]:.4f}, "
+        print(f"{name}: {len(distances)} distances, min {ordered[0]:.4f}, median {ordered[len(ordered) // 2]:.4f}, "
               f"max {ordered[-1]:.4f}")
         print("  per step:", " ".join(f"{d:.3f}" for d in distances))
+        if args.moreg:
+            print("  motion:  ", " ".join(f"{r.motion:.3f}" for r in records if r.motion is not None))
 
 
 if __name__ == "__main__":
