@@ -118,12 +118,12 @@ WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
 def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
-    import sys
     import nodes
     from . import tiny_models
     model = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"].execute(
         case.patcher, "custom", "1.00:1", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
-    pack_core = next(m for name, m in sys.modules.items() if name.endswith("accel_core.adacache"))
+    from .comfy_env import current_runtime
+    pack_core = current_runtime().pack_module("accel_core.adacache")  # the copy ComfyUI loaded, not a test import
     original = pack_core.AdaCacheRun.end_step
     records = []
 
