@@ -170,13 +170,17 @@ def run_variants(sample_fn, variants, repeats=3, decode_fn=None, progress=None):
     return [results[name] for name, _ in variants]
 
 
+def _psnr_text(psnr, decimals):
+    return "inf" if math.isinf(psnr) else f"{psnr:.{decimals}f}"
+
+
 def format_table(title, results):
     """A fixed-width text table of one benchmark case."""
     header = f"{'variant':38s} {'median s':>9s} {'speedup':>8s} {'PSNR dB':>8s} {'SSIM':>6s} {'GFLOPs':>8s} " \
              f"{'attn GF':>8s} {'skipped':>8s} {'peak MB':>8s}"
     lines = [title, header, "-" * len(header)]
     for r in results:
-        psnr = "inf" if math.isinf(r.psnr_latent) else f"{r.psnr_latent:.2f}"
+        psnr = _psnr_text(r.psnr_latent, 2)
         lines.append(f"{r.name[:38]:38s} {r.median_s:9.3f} {r.speedup:7.2f}x {psnr:>8s} {r.ssim_latent:6.3f} "
                      f"{r.gflops:8.2f} {r.attention_gflops:8.3f} {100 * r.work_skipped:7.1f}% {r.peak_mem_mb:8.1f}")
         for line in r.log[-1:]:
@@ -196,7 +200,7 @@ def format_summary(title, cases, column_key):
         cells = []
         for case in cases:
             r = case["results"][row]
-            psnr = "inf" if math.isinf(r.psnr_latent) else f"{r.psnr_latent:.1f}"
+            psnr = _psnr_text(r.psnr_latent, 1)
             skipped = "n/a" if math.isnan(r.work_skipped) else f"{100 * r.work_skipped:.0f}%"  # flex: uncounted
             cells.append(f"{r.speedup:.2f}x / {psnr} / {skipped}")
         lines.append(f"{name[:30]:30s}" + "".join(f" {cell:>22s}" for cell in cells))

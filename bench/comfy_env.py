@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")  # ComfyUI base directory of tiny and trained runs
 PACK_LINK_NAME = "freeaccel"
 
 _boot_key = None  # (comfy_path, base_dir, pack_root) of the first boot in this process

@@ -18,7 +18,7 @@ import sys
 import time
 
 from . import benchmark
-from .comfy_env import PACK_ROOT, boot, find_comfyui
+from .comfy_env import BENCH_RUNTIME, PACK_ROOT, boot, find_comfyui
 
 log = logging.getLogger("freeaccel.bench")
 
@@ -32,7 +32,6 @@ TECHNIQUES = {
     "local_window": "variants_motion",
 }
 VIDEO_FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "svd")
-TINY_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")
 
 
@@ -69,7 +68,7 @@ def start(args):
     if comfy_path is None:
         raise SystemExit("No ComfyUI found: pass --comfyui PATH, set COMFYUI_PATH, or run this from "
                          "<ComfyUI>/custom_nodes/<this pack>.")
-    base_dir = TINY_RUNTIME if args.tiny else comfy_path
+    base_dir = BENCH_RUNTIME if args.tiny else comfy_path
     runtime = boot(comfy_path, base_dir)
     from . import tiny_nodes
     tiny_nodes.register()

@@ -4,8 +4,6 @@ Peers are core EasyCache and LazyCache at their node defaults, applied through t
 adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
 puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
 """
-import os
-
 from .make_workflow import wan21_loaders
 
 FAMILIES = ("wan21", "flux")
@@ -120,9 +118,9 @@ def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
     import nodes
     from . import tiny_models
+    from .comfy_env import current_runtime
     model = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"].execute(
         case.patcher, "custom", "1.00:1", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
-    from .comfy_env import current_runtime
     pack_core = current_runtime().pack_module("accel_core.adacache")  # the copy ComfyUI loaded, not a test import
     original = pack_core.AdaCacheRun.end_step
     records = []
@@ -151,7 +149,7 @@ def main(argv=None):
     import argparse
     import tempfile
     from . import procedural
-    from .comfy_env import PACK_ROOT, boot, find_comfyui
+    from .comfy_env import BENCH_RUNTIME, boot, find_comfyui
     parser = argparse.ArgumentParser(description="AdaCache distance survey (every step computed)")
     parser.add_argument("targets", nargs="*", help="tiny random-weight families; with --trained: motion classes "
                                                    "(default: all)")
@@ -160,7 +158,7 @@ def main(argv=None):
     parser.add_argument("--moreg", action="store_true", help="also print MoReg's motion score per step")
     args = parser.parse_args(argv)
     if args.trained:
-        runtime = boot(find_comfyui(), os.path.join(PACK_ROOT, "bench", "runtime"))
+        runtime = boot(find_comfyui(), BENCH_RUNTIME)
         cases = _trained_cases(runtime, args.targets or procedural.MOTION_CLASSES)
     else:
         if not args.targets:

@@ -118,7 +118,6 @@ def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_no
     assert patched.work_skipped > 0
 
 
-
 def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_path, capsys):
     from bench import procedural
     args = run.parse_args(["--bench", "--trained", "--train-steps", "3", "--techniques", "attention_backend",
