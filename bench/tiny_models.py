@@ -7,11 +7,13 @@ initialised here. Import only after ``bench.comfy_env.boot`` (this module import
 
 Latent grids are deliberately not square (height != width) so that a transposed reshape cannot go unnoticed.
 """
+import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 
+import comfy.ldm.flux.model
+import comfy.ldm.hunyuan_video.model
 import comfy.model_management
 import comfy.model_patcher
 import comfy.sample
@@ -27,7 +29,7 @@ TEXT_DIM = 64  # width of the fake text-encoder output every family is given
 POOLED_DIM = 32  # width of the fake pooled (CLIP) vector for the families that take one
 
 
-@dataclass
+@dataclasses.dataclass
 class TinyCase:
     patcher: comfy.model_patcher.ModelPatcher
     latent: torch.Tensor  # what KSampler gets (after comfy.sample.fix_empty_latent_channels)
@@ -100,6 +102,17 @@ def make_patcher(config_class, unet_config, seed, after_init=None):
                                             offload_device=offload)
 
 
+def _known_to_this_comfyui(params_class, unet_config):
+    """``unet_config`` without the keys this ComfyUI's ``params_class`` does not have.
+
+    Newer ComfyUI added params whose value here reproduces the older behaviour (Flux ``txt_ids_dims=[]``,
+    HunyuanVideo ``meanflow_sum=False``); older ones reject them as unexpected keyword arguments.
+    """
+    fields = {field.name for field in dataclasses.fields(params_class)}
+    optional = {"txt_ids_dims", "meanflow_sum"}
+    return {key: value for key, value in unet_config.items() if key in fields or key not in optional}
+
+
 def _randn(generator, *shape):
     return torch.randn(shape, generator=generator)
 
@@ -159,6 +172,7 @@ def build_hunyuan_video(frames=DEFAULT_FRAMES, height=12, width=16, seed=0):
                        depth=4, depth_single_blocks=4, axes_dim=[16, 24, 24], theta=256, qkv_bias=True,
                        guidance_embed=True, byt5=False, meanflow=False, use_cond_type_embedding=False,
                        vision_in_dim=None, meanflow_sum=False)
+    unet_config = _known_to_this_comfyui(comfy.ldm.hunyuan_video.model.HunyuanVideoParams, unet_config)
     patcher = make_patcher(supported.HunyuanVideo, unet_config, seed)
     g = torch.Generator().manual_seed(seed + 1)
     pos, neg = _text_pair(g)
@@ -208,6 +222,7 @@ def build_flux(height=12, width=16, seed=0):
                        vec_in_dim=POOLED_DIM, context_in_dim=TEXT_DIM, hidden_size=128, mlp_ratio=4.0, num_heads=2,
                        depth=4, depth_single_blocks=4, axes_dim=[16, 24, 24], theta=10000, patch_size=2,
                        qkv_bias=True, txt_ids_dims=[])
+    unet_config = _known_to_this_comfyui(comfy.ldm.flux.model.FluxParams, unet_config)
     patcher = make_patcher(supported.Flux, unet_config, seed)
     g = torch.Generator().manual_seed(seed + 1)
     pos, neg = _text_pair(g)

@@ -25,6 +25,7 @@ from ..kernels.attention import merge_heads, split_heads
 from ..kernels.local_window import (
     IMPLEMENTATIONS, VideoLayout, covers_everything, local_window_attention, window_radii)
 from .attention_override import BACKEND_KEY, OVERRIDE_KEY, install_attention_override
+from .integration.compat import report_block_info
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,9 @@ class LocalWindowAttentionNode(io.ComfyNode):
     @classmethod
     def execute(cls, model, frames, height, width, start_block, end_block, start_percent, end_percent,
                 implementation):
-        require_family("local_window", model.model)
+        family = require_family("local_window", model.model)
         patched = model.clone()
+        report_block_info(patched, family)  # the block range is counted by block_index where the model reports it
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
                                      _grid_wrapper(start_percent, end_percent))
         install_attention_override(patched, _window_handler(window_radii(frames, height, width), start_block,

@@ -25,6 +25,7 @@ from ..kernels.attention import merge_heads, split_heads
 from ..kernels.frame_attention import frame_attention
 from ..kernels.scoring import frame_pair_mass
 from .attention_override import BACKEND_KEY, install_attention_override
+from .integration.compat import report_block_info
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +317,7 @@ def apply_temporal_prune(model, ratio, mode, start_percent, calibration_steps):
                 patched.add_object_patch(f"diffusion_model.{block_name}.forward",
                                          controller.block_forward(name, block, type(block).forward))
     else:
+        report_block_info(patched, family)  # units are keyed on the block
         install_attention_override(patched, controller.attention)
     return patched, controller
 

@@ -1,5 +1,6 @@
 """FreeAccel_TokenPrune inside a real ComfyUI on tiny SD1.5 / SDXL UNets and Flux / WAN DiTs: transparency at ratio
 0, restoration, where the tokens are pruned, DSAP, batching, FLOPs against an exact prediction, and validation."""
+import functools
 import logging
 import math
 
@@ -306,17 +307,16 @@ def _with_recorder(model, block_count):
     runs it: installed BEFORE TokenPrune, it is what TokenPrune chains to, so it sees the pruned arguments."""
     seen = []
 
-    def record(args, extra):
-        options = args["transformer_options"]
+    def record(index, args, extra):
         pe = args["pe"]
-        seen.append({"block": options["block_index"], "img": args["img"].shape[1],
+        seen.append({"block": index, "img": args["img"].shape[1],
                      "txt": args["txt"].shape[1], "pe": None if pe is None else pe.shape,
                      "vec": args["vec"].shape, "batch": args["img"].shape[0]})
         return extra["original_block"](args)
 
     recorded = model.clone()
     for index in range(block_count):
-        recorded.set_model_patch_replace(record, "dit", "double_block", index)
+        recorded.set_model_patch_replace(functools.partial(record, index), "dit", "double_block", index)
     return recorded, seen
 
 
