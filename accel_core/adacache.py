@@ -98,27 +98,44 @@ def resolve_codebook(preset, custom_codebook, steps):
     return scale_codebook(parse_codebook(text), reference_steps, steps)
 
 
-def settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser=0.385, moreg_exponent=8.0,
-                   metric_block=-1):
-    """The message for invalid node settings, or None when they are valid (used at prompt validation)."""
-    if preset != CUSTOM and preset not in PRESETS:
-        return f"unknown preset '{preset}'; choose one of {', '.join([*PRESETS, CUSTOM])}"
-    if preset == CUSTOM:
-        try:
-            parse_codebook(custom_codebook)
-        except ValueError as err:
-            return f"custom_codebook: {err}"
-    if not (0.0 <= start_percent <= 1.0 and 0.0 <= end_percent <= 1.0):
-        return f"start_percent and end_percent must lie in [0, 1] (got {start_percent:g}, {end_percent:g})"
-    if start_percent >= end_percent:
-        return f"start_percent ({start_percent:g}) must be smaller than end_percent ({end_percent:g})"
-    if not moreg_normaliser > 0:
-        return f"moreg_normaliser must be positive (got {moreg_normaliser:g})"
-    if not moreg_exponent > 0:
-        return f"moreg_exponent must be positive (got {moreg_exponent:g})"
-    if metric_block < -1:
-        return f"metric_block must be -1 (middle block) or a block index >= 0 (got {metric_block})"
-    return None
+@dataclasses.dataclass(frozen=True)
+class AdaCacheSettings:
+    """The node's settings; ``error()`` is the one check behind prompt validation and ``apply_adacache``."""
+    preset: str = "fast_30"
+    custom_codebook: str = "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1"
+    metric_block: int = -1
+    moreg: bool = False
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    offload: bool = False
+    moreg_normaliser: float = 0.385
+    moreg_exponent: float = 8.0
+
+    def error(self):
+        """The message for invalid settings, or None when they are valid."""
+        if self.preset != CUSTOM and self.preset not in PRESETS:
+            return f"unknown preset '{self.preset}'; choose one of {', '.join([*PRESETS, CUSTOM])}"
+        if self.preset == CUSTOM:
+            try:
+                parse_codebook(self.custom_codebook)
+            except ValueError as err:
+                return f"custom_codebook: {err}"
+        start, end = self.start_percent, self.end_percent
+        if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
+            return f"start_percent and end_percent must lie in [0, 1] (got {start:g}, {end:g})"
+        if start >= end:
+            return f"start_percent ({start:g}) must be smaller than end_percent ({end:g})"
+        if not self.moreg_normaliser > 0:
+            return f"moreg_normaliser must be positive (got {self.moreg_normaliser:g})"
+        if not self.moreg_exponent > 0:
+            return f"moreg_exponent must be positive (got {self.moreg_exponent:g})"
+        if self.metric_block < -1:
+            return f"metric_block must be -1 (middle block) or a block index >= 0 (got {self.metric_block})"
+        return None
+
+    def moreg_config(self):
+        """The MoReg parameters, or None with MoReg off."""
+        return MoReg(self.moreg_normaliser, self.moreg_exponent) if self.moreg else None
 
 
 def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
@@ -355,6 +372,22 @@ class AdaCacheRun:
     def release(self):
         self._clear_tensors()
         self.pending_metric = {}
+
+    def finish(self):
+        """End of the run: drop the tensors and return its record."""
+        self.release()
+        return RunRecord(tuple(self.records), self.summary())
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What one sampling run did: a StepRecord per step, and the one-line summary the log shows."""
+    steps: tuple
+    summary: str
+
+    @property
+    def computed_steps(self):
+        return [record.step for record in self.steps if record.computed]
 
 
 def motion_terms(residual, frames):

@@ -14,9 +14,10 @@ CORE_DEFAULTS = {"reuse_threshold": 0.2, "start_percent": 0.15, "end_percent": 0
 
 def _adacache(preset, moreg):
     def apply(model):
-        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
-        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"]
-        return node.execute(model, preset, "", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
+        from .comfy_env import current_runtime  # booted before variants are applied
+        runtime = current_runtime()
+        settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(preset=preset, moreg=moreg)
+        return runtime.pack_module("nodes.adacache").apply_adacache(model, settings)
     return apply
 
 
@@ -116,27 +117,14 @@ WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
 def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
-    import nodes
     from . import tiny_models
     from .comfy_env import current_runtime
-    model = nodes.NODE_CLASS_MAPPINGS["FreeAccel_AdaCache"].execute(
-        case.patcher, "custom", "1.00:1", -1, moreg, 0.0, 1.0, False, 0.385, 8.0).result[0]
-    pack_core = current_runtime().pack_module("accel_core.adacache")  # the copy ComfyUI loaded, not a test import
-    original = pack_core.AdaCacheRun.end_step
-    records = []
-
-    def end_step(self):
-        record = original(self)
-        if record is not None:
-            records.append(record)
-        return record
-
-    pack_core.AdaCacheRun.end_step = end_step
-    try:
-        tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
-    finally:
-        pack_core.AdaCacheRun.end_step = original
-    return records
+    runtime = current_runtime()
+    settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
+        preset="custom", custom_codebook="1.00:1", moreg=moreg)
+    model = runtime.pack_module("nodes.adacache").apply_adacache(case.patcher, settings)
+    tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
+    return list(runtime.pack_module("nodes.integration.run_state").last_run(model, "freeaccel_adacache").steps)
 
 
 def _trained_cases(runtime, motions):

@@ -12,14 +12,18 @@ import logging
 
 import torch
 from comfy_api.v0_0_2 import io
-import comfy.model_patcher
 import comfy.patcher_extension
 
 from ..accel_core import adacache
+from ..accel_core.adacache import AdaCacheSettings
 from ..accel_core.families import FAMILIES, is_video, require_family
+from .integration.blocks import chain_block_replacement
+from .integration.run_state import install_run_hook, run_state
+from .integration.steps import SigmaWindow, call_sigma
 
-STATE_KEY = "freeaccel_adacache"
-WRAPPER_KEY = "freeaccel_adacache"
+log = logging.getLogger(__name__)
+
+KEY = "freeaccel_adacache"  # wrapper, block-replacement owner and run-state key
 
 # family -> ordered block lists of the stack: (attribute of diffusion_model, patches_replace block name)
 _STACKS = {
@@ -41,16 +45,6 @@ class _BlockRole:
     exit: bool         # last block: its output gives the stack residual
     metric: bool       # distance and motion are measured on this block's residual
     text_first: bool   # layout of concatenated tokens in single-stream blocks
-
-
-@dataclasses.dataclass(frozen=True)
-class _Settings:
-    preset: str
-    custom_codebook: str
-    moreg: adacache.MoReg
-    start_percent: float
-    end_percent: float
-    offload: bool
 
 
 def _stack_keys(family, diffusion_model):
@@ -85,7 +79,7 @@ def _pass_through(args):
 class _RunContext:
     """One sampling run: the host-agnostic AdaCacheRun plus what the ComfyUI hooks need between calls."""
 
-    def __init__(self, settings, sample_sigmas, model_sampling):
+    def __init__(self, settings, model_sampling, sample_sigmas):
         self.sigmas = [float(s) for s in sample_sigmas]
         steps = len(self.sigmas) - 1
         codebook = adacache.resolve_codebook(
@@ -93,14 +87,19 @@ class _RunContext:
             adacache.effective_steps(model_sampling.percent_to_sigma, self.sigmas))
         self.key_order = {}
         self.run = adacache.AdaCacheRun(
-            codebook, steps, settings.moreg, storage_device=torch.device("cpu") if settings.offload else None,
+            codebook, steps, settings.moreg_config(), storage_device=torch.device("cpu") if settings.offload else None,
             key_order=lambda key: self.key_order[key])
-        self.start_sigma = float(model_sampling.percent_to_sigma(settings.start_percent))
-        self.end_sigma = float(model_sampling.percent_to_sigma(settings.end_percent))
+        self.window = SigmaWindow(model_sampling, settings.start_percent, settings.end_percent)
         self.frames = 1
         self.call_computing = True
         self.stack_input = None
         self.chunk_keys = []
+
+    def finish(self):
+        self.stack_input = None
+        record = self.run.finish()
+        log.info("AdaCache: %s", record.summary)
+        return record
 
     def step_index(self, sigma):
         """Index of the schedule interval that ``sigma`` falls in (exact for evaluations at schedule sigmas)."""
@@ -111,10 +110,9 @@ class _RunContext:
         return index
 
     def begin_step(self, x_in, timestep):
-        sigma = float(timestep.reshape(-1)[0])
+        sigma = call_sigma(timestep)
         self.frames = x_in.shape[2] if x_in.ndim == 5 else 1
-        allowed = self.end_sigma < sigma <= self.start_sigma
-        self.run.begin_step(self.step_index(sigma), allowed)
+        self.run.begin_step(self.step_index(sigma), self.window.contains(sigma))
 
     # --- per model call ----------------------------------------------------------------------------------------------
     def _chunks(self, x):
@@ -176,30 +174,8 @@ class _RunContext:
         return out
 
 
-def _run_context(transformer_options):
-    return transformer_options.get(STATE_KEY) if transformer_options else None
-
-
-def _outer_sample_wrapper(settings, executor, *args, **kwargs):
-    guider = executor.class_obj
-    original_options = guider.model_options
-    context = None
-    try:
-        guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
-        model_sampling = guider.model_patcher.get_model_object("model_sampling")
-        context = _RunContext(settings, args[3], model_sampling)
-        guider.model_options["transformer_options"][STATE_KEY] = context
-        return executor(*args, **kwargs)
-    finally:
-        if context is not None:
-            logging.info("AdaCache: %s", context.run.summary())
-            context.run.release()
-            context.stack_input = None
-        guider.model_options = original_options
-
-
 def _calc_cond_batch_wrapper(executor, *args, **kwargs):
-    context = _run_context(args[-1].get("transformer_options"))
+    context = run_state(args[-1].get("transformer_options"), KEY)
     if context is None:
         return executor(*args, **kwargs)
     context.begin_step(args[2], args[3])
@@ -208,42 +184,37 @@ def _calc_cond_batch_wrapper(executor, *args, **kwargs):
     return out
 
 
-def _block_replacement(role, previous, args, extra):
-    original = extra["original_block"]
-
-    def run_block(block_args):
-        return previous(block_args, extra) if previous is not None else original(block_args)
-
-    context = _run_context(args.get("transformer_options"))
+def _block(role, args, run_block):
+    context = run_state(args.get("transformer_options"), KEY)
     if context is None:
         return run_block(args)
     return context.block(role, args, run_block)
 
 
-def apply_adacache(model, settings, metric_block=-1):
+def apply_adacache(model, settings):
     """A clone of ModelPatcher ``model`` with AdaCache installed (raises for unsupported models or settings)."""
+    error = settings.error()
+    if error is not None:
+        raise ValueError(f"AdaCache: {error}")
     family = require_family("adacache", model.model)
-    if settings.moreg is not None and not is_video(family):
+    if settings.moreg and not is_video(family):
         raise ValueError(f"AdaCache: MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
                          "single images; turn moreg off for this model")
     keys = _stack_keys(family, model.get_model_object("diffusion_model"))
     if not keys:
         raise ValueError(f"AdaCache: found no transformer blocks in this {FAMILIES[family][0]} model")
-    metric = _metric_index(metric_block, len(keys))
+    metric = _metric_index(settings.metric_block, len(keys))
     patched = model.clone()
-    existing = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
     for i, (kind, index) in enumerate(keys):
         role = _BlockRole(kind, entry=i == 0, exit=i == len(keys) - 1, metric=i == metric,
                           text_first=_TEXT_FIRST.get(family, True))
-        replacement = functools.partial(_block_replacement, role, existing.get((kind, index)))
-        patched.set_model_patch_replace(replacement, "dit", kind, index)
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY,
-                                 functools.partial(_outer_sample_wrapper, settings))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, WRAPPER_KEY,
-                                 _calc_cond_batch_wrapper)
+        chain_block_replacement(patched, kind, index, functools.partial(_block, role), KEY)
+    install_run_hook(patched, KEY, functools.partial(_RunContext, settings))
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, _calc_cond_batch_wrapper)
     return patched
 
 
+_DEFAULTS = AdaCacheSettings()
 _DESCRIPTION = (
     "AdaCache (Kahatapitiya et al., ICCV 2025): reuses the whole transformer block stack for a number of steps that "
     "depends on how fast the content changes, measured at one block (the metric block). The first two and last two "
@@ -266,56 +237,54 @@ class AdaCacheNode(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="A WAN 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, Flux/Chroma or "
                                                 "Qwen-Image model. A patched clone is returned."),
-                io.Combo.Input("preset", options=[*adacache.PRESETS, adacache.CUSTOM], default="fast_30",
+                io.Combo.Input("preset", options=[*adacache.PRESETS, adacache.CUSTOM], default=_DEFAULTS.preset,
                                tooltip="Codebook (distance threshold -> steps to reuse). fast_30 / slow_30: official "
                                        "30-step tables; fast_100: official 100-step table. Scaled to your step "
                                        "count. custom: use custom_codebook."),
-                io.String.Input("custom_codebook", default="0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1",
+                io.String.Input("custom_codebook", default=_DEFAULTS.custom_codebook,
                                 tooltip="Used when preset is custom, as written (no scaling): comma-separated "
                                         "threshold:rate pairs with ascending thresholds; a distance below a "
                                         "threshold reuses the stack for that many steps (1 = compute every step). "
                                         "'1.00:1' never reuses."),
-                io.Int.Input("metric_block", default=-1, min=-1, max=1000,
+                io.Int.Input("metric_block", default=_DEFAULTS.metric_block, min=-1, max=1000,
                              tooltip="Block whose residual change measures the content change (-1 = the middle "
                                      "block, as in the paper). Blocks are counted double-stream first, then "
                                      "single-stream."),
-                io.Boolean.Input("moreg", default=False,
+                io.Boolean.Input("moreg", default=_DEFAULTS.moreg,
                                  tooltip="Motion regularisation (video models only): frame-to-frame differences of "
                                          "the metric residual raise the distance, so high-motion videos reuse less."),
-                io.Float.Input("start_percent", default=0.0, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("start_percent", default=_DEFAULTS.start_percent, min=0.0, max=1.0, step=0.01,
                                tooltip="Sampling progress before which every step is computed."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01,
+                io.Float.Input("end_percent", default=_DEFAULTS.end_percent, min=0.0, max=1.0, step=0.01,
                                tooltip="Sampling progress after which every step is computed."),
-                io.Boolean.Input("offload", default=False,
+                io.Boolean.Input("offload", default=_DEFAULTS.offload,
                                  tooltip="Keep the cached residuals in CPU memory instead of next to the "
                                          "activations (saves VRAM, costs a copy per step)."),
-                io.Float.Input("moreg_normaliser", default=0.385, min=0.001, max=10.0, step=0.001,
+                io.Float.Input("moreg_normaliser", default=_DEFAULTS.moreg_normaliser, min=0.001, max=10.0,
+                               step=0.001,
                                tooltip="Advanced. MoReg motion score m is used as (m / normaliser) ^ exponent; the "
                                        "official value is 0.385."),
-                io.Float.Input("moreg_exponent", default=8.0, min=0.1, max=32.0, step=0.1,
+                io.Float.Input("moreg_exponent", default=_DEFAULTS.moreg_exponent, min=0.1, max=32.0, step=0.1,
                                tooltip="Advanced. Exponent of the MoReg motion factor; the official value is 8."),
             ],
             outputs=[io.Model.Output(tooltip="The model with AdaCache installed.")],
         )
 
     @classmethod
-    def validate_inputs(cls, preset="fast_30", custom_codebook="", metric_block=-1, start_percent=0.0,
-                        end_percent=1.0, moreg_normaliser=0.385, moreg_exponent=8.0):
-        error = adacache.settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser,
-                                        moreg_exponent, metric_block)
+    def validate_inputs(cls, preset=_DEFAULTS.preset, custom_codebook=_DEFAULTS.custom_codebook,
+                        metric_block=_DEFAULTS.metric_block, start_percent=_DEFAULTS.start_percent,
+                        end_percent=_DEFAULTS.end_percent, moreg_normaliser=_DEFAULTS.moreg_normaliser,
+                        moreg_exponent=_DEFAULTS.moreg_exponent):
+        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
+        # unknown here and keeps its default (execute checks again).
+        error = AdaCacheSettings(preset=preset, custom_codebook=custom_codebook, metric_block=metric_block,
+                                 start_percent=start_percent, end_percent=end_percent,
+                                 moreg_normaliser=moreg_normaliser, moreg_exponent=moreg_exponent).error()
         return True if error is None else error
 
     @classmethod
-    def execute(cls, model, preset, custom_codebook, metric_block, moreg, start_percent, end_percent, offload,
-                moreg_normaliser, moreg_exponent):
-        error = adacache.settings_error(preset, custom_codebook, start_percent, end_percent, moreg_normaliser,
-                                        moreg_exponent, metric_block)
-        if error is not None:
-            raise ValueError(f"AdaCache: {error}")
-        settings = _Settings(preset, custom_codebook,
-                             adacache.MoReg(moreg_normaliser, moreg_exponent) if moreg else None,
-                             start_percent, end_percent, offload)
-        return io.NodeOutput(apply_adacache(model, settings, metric_block))
+    def execute(cls, model, **inputs):
+        return io.NodeOutput(apply_adacache(model, AdaCacheSettings(**inputs)))
 
 
 NODES = [AdaCacheNode]

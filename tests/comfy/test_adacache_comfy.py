@@ -13,25 +13,15 @@ EAGER = "100.0:3"  # every measured distance is below 100: reuse 3 steps after e
 def _apply(comfy_rt, model, preset="custom", codebook=NEVER, metric_block=-1, moreg=False, start=0.0, end=1.0,
            offload=False, normaliser=0.385, exponent=8.0):
     node = comfy_rt.node_class("FreeAccel_AdaCache")
-    return node.execute(model, preset, codebook, metric_block, moreg, start, end, offload, normaliser,
-                        exponent).result[0]
+    return node.execute(model, preset=preset, custom_codebook=codebook, metric_block=metric_block, moreg=moreg,
+                        start_percent=start, end_percent=end, offload=offload, moreg_normaliser=normaliser,
+                        moreg_exponent=exponent).result[0]
 
 
-@pytest.fixture
-def records(comfy_rt, monkeypatch):
-    """Every StepRecord the pack's AdaCacheRun produces, in order."""
-    core = comfy_rt.pack_module("accel_core.adacache")
-    seen = []
-    original = core.AdaCacheRun.end_step
-
-    def end_step(self):
-        record = original(self)
-        if record is not None:
-            seen.append(record)
-        return record
-
-    monkeypatch.setattr(core.AdaCacheRun, "end_step", end_step)
-    return seen
+def _steps(comfy_rt, model):
+    """The StepRecords of the last run of ``model`` (a model AdaCache patched)."""
+    run_state = comfy_rt.pack_module("nodes.integration.run_state")
+    return list(run_state.last_run(model, "freeaccel_adacache").steps)
 
 
 def _count_first_block(model):
@@ -64,13 +54,14 @@ def test_never_reuse_is_bit_identical(comfy_rt, tiny, family, caplog):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_reuse_skips_blocks_and_stays_close(comfy_rt, tiny, family, records):
+def test_reuse_skips_blocks_and_stays_close(comfy_rt, tiny, family):
     case = tiny.build(family)
     reference = tiny.sample(case, steps=10)
     counted, sigmas = _count_first_block(case.patcher)
-    out = tiny.sample(case, model=_apply(comfy_rt, counted, codebook=EAGER), steps=10)
+    patched = _apply(comfy_rt, counted, codebook=EAGER)
+    out = tiny.sample(case, model=patched, steps=10)
     # steps 0, 1 forced, 1 -> rate 3 -> 4, 7, then 8, 9 forced
-    assert [r.step for r in records if r.computed] == [0, 1, 4, 7, 8, 9]
+    assert [r.step for r in _steps(comfy_rt, patched) if r.computed] == [0, 1, 4, 7, 8, 9]
     assert len(set(sigmas)) == 6
     assert out.shape == reference.shape and torch.isfinite(out).all()
     assert not torch.equal(out, reference)
@@ -97,14 +88,16 @@ def test_resolution_change_between_runs_equals_a_fresh_model(comfy_rt, tiny):
     assert torch.equal(after_small, fresh)
 
 
-def test_two_sampler_segments_compute_their_own_forced_steps(comfy_rt, tiny, records, caplog):
+def test_two_sampler_segments_compute_their_own_forced_steps(comfy_rt, tiny, caplog):
     """KSamplerAdvanced / WAN 2.2 high-noise + low-noise: steps 0-6 and 6-12 of one 12-step schedule."""
     case = tiny.build("wan21")
     counted, sigmas = _count_first_block(case.patcher)
     patched = _apply(comfy_rt, counted, codebook=EAGER)
     with caplog.at_level(logging.INFO):
         high = tiny.sample(case, model=patched, steps=12, start_step=0, last_step=6)
+        records = _steps(comfy_rt, patched)
         tiny.sample(case, model=patched, steps=12, start_step=6, last_step=12, latent=high)
+        records += _steps(comfy_rt, patched)
     # each segment is a run of 6 steps: 0, 1 forced, rate 3 -> step 4, then 4, 5 forced (the last two)
     assert [(r.step, r.computed) for r in records] == [
         (0, True), (1, True), (2, False), (3, False), (4, True), (5, True)] * 2
@@ -124,19 +117,19 @@ def test_presets_scale_with_the_whole_schedule_in_a_segment(comfy_rt, tiny, monk
     assert seen == [20, 20]
 
 
-def test_batched_and_separate_cond_uncond_decide_the_same(comfy_rt, tiny, records, monkeypatch):
+def test_batched_and_separate_cond_uncond_decide_the_same(comfy_rt, tiny, monkeypatch):
     case = tiny.build("wan21")
     patched = _apply(comfy_rt, case.patcher, preset="fast_30")
     batched_out = tiny.sample(case, model=patched, steps=30)
-    batched = list(records)
-    records.clear()
+    batched = _steps(comfy_rt, patched)
     import comfy.samplers
     # no free memory for the sampler's batching estimate -> cond and uncond go through the model one at a time
     monkeypatch.setattr(comfy.samplers.model_management, "get_free_memory",
                         lambda dev=None, torch_free_too=False: (1 << 40, 1 << 40) if torch_free_too else 0)
     counted, sigmas = _count_first_block(case.patcher)
-    separate_out = tiny.sample(case, model=_apply(comfy_rt, counted, preset="fast_30"), steps=30)
-    separate = list(records)
+    patched = _apply(comfy_rt, counted, preset="fast_30")
+    separate_out = tiny.sample(case, model=patched, steps=30)
+    separate = _steps(comfy_rt, patched)
     computed = sum(r.computed for r in separate)
     assert len(sigmas) == 2 * computed  # proof that cond and uncond really ran as separate model calls
     assert [(r.step, r.computed, r.rate) for r in separate] == [(r.step, r.computed, r.rate) for r in batched]
@@ -147,18 +140,17 @@ def test_batched_and_separate_cond_uncond_decide_the_same(comfy_rt, tiny, record
 
 
 @pytest.mark.parametrize("family", ["wan21", "flux"])
-def test_batch_two_and_cfg_one(comfy_rt, tiny, family, records):
+def test_batch_two_and_cfg_one(comfy_rt, tiny, family):
     case = tiny.build(family)
     batch = torch.cat([case.latent, case.latent])
     for cfg in (1.0, 3.0):
         reference = tiny.sample(case, steps=6, cfg=cfg, latent=batch)
         never = tiny.sample(case, model=_apply(comfy_rt, case.patcher), steps=6, cfg=cfg, latent=batch)
         assert torch.equal(never, reference)
-        records.clear()
-        out = tiny.sample(case, model=_apply(comfy_rt, case.patcher, codebook=EAGER), steps=10, cfg=cfg,
-                          latent=batch)
+        patched = _apply(comfy_rt, case.patcher, codebook=EAGER)
+        out = tiny.sample(case, model=patched, steps=10, cfg=cfg, latent=batch)
         assert out.shape[0] == 2 and torch.isfinite(out).all()
-        assert [r.step for r in records if r.computed] == [0, 1, 4, 7, 8, 9]
+        assert [r.step for r in _steps(comfy_rt, patched) if r.computed] == [0, 1, 4, 7, 8, 9]
 
 
 def test_lora_patched_model(comfy_rt, tiny):
@@ -183,16 +175,15 @@ def test_stacked_with_attention_backend(comfy_rt, tiny):
     assert torch.equal(tiny.sample(case, model=other_order, steps=6), reference)
 
 
-def test_offload_and_metric_block_choices(comfy_rt, tiny, records):
+def test_offload_and_metric_block_choices(comfy_rt, tiny):
     case = tiny.build("flux")
     eager = tiny.sample(case, model=_apply(comfy_rt, case.patcher, codebook=EAGER), steps=10)
     offloaded = tiny.sample(case, model=_apply(comfy_rt, case.patcher, codebook=EAGER, offload=True), steps=10)
     assert torch.equal(eager, offloaded)
     for block in (0, 5, 7):  # a double block, a single block, the last block
-        records.clear()
-        out = tiny.sample(case, model=_apply(comfy_rt, case.patcher, codebook="0.0001:3,100:1", metric_block=block),
-                          steps=10)
-        assert torch.isfinite(out).all() and records[1].distance is not None
+        patched = _apply(comfy_rt, case.patcher, codebook="0.0001:3,100:1", metric_block=block)
+        out = tiny.sample(case, model=patched, steps=10)
+        assert torch.isfinite(out).all() and _steps(comfy_rt, patched)[1].distance is not None
     with pytest.raises(ValueError, match=r"metric_block 8 is out of range; this model has 8 blocks \(0..7"):
         _apply(comfy_rt, case.patcher, metric_block=8)
 
@@ -239,13 +230,13 @@ def test_unsupported_models_and_moreg_on_images(comfy_rt, tiny):
         tiny.sample(case, model=_apply(comfy_rt, case.patcher, moreg=True), steps=4)
 
 
-def test_moreg_on_video_families(comfy_rt, tiny, records):
+def test_moreg_on_video_families(comfy_rt, tiny):
     for family in ("wan21", "hunyuan_video", "ltxv"):
         case = tiny.build(family)
-        records.clear()
-        out = tiny.sample(case, model=_apply(comfy_rt, case.patcher, preset="fast_30", moreg=True), steps=10)
+        patched = _apply(comfy_rt, case.patcher, preset="fast_30", moreg=True)
+        out = tiny.sample(case, model=patched, steps=10)
         assert torch.isfinite(out).all()
-        assert all(r.motion is not None and 0.0 <= r.motion <= 1.0 for r in records if r.computed)
+        assert all(r.motion is not None and 0.0 <= r.motion <= 1.0 for r in _steps(comfy_rt, patched) if r.computed)
 
 
 @pytest.mark.parametrize("inputs, message", [

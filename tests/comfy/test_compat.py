@@ -95,3 +95,10 @@ def test_block_info_reaches_the_attention_inside_each_wan_block(comfy_rt, tiny, 
     count = len(case.patcher.model.diffusion_model.blocks)
     # self- and cross-attention per block, one model call
     assert seen == [("double", i, count) for i in range(count) for _ in range(2)]
+
+
+def test_registry_metadata_names_the_minimum_version(comfy_rt, compat):
+    import pathlib
+    import tomllib
+    pyproject = tomllib.loads((pathlib.Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["tool"]["comfy"]["requires-comfyui"] == ">=" + compat.version_text(compat.MINIMUM_VERSION)

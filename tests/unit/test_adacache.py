@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from freeaccel.accel_core.adacache import (
-    AdaCacheRun, Codebook, MoReg, PRESETS, effective_steps, motion_terms, parse_codebook, percent_of_sigma,
-    resolve_codebook, scale_codebook, settings_error)
+    AdaCacheRun, AdaCacheSettings, Codebook, MoReg, PRESETS, effective_steps, motion_terms, parse_codebook,
+    percent_of_sigma, resolve_codebook, scale_codebook)
 
 CODEBOOK = "0.1:3,0.3:2,1.0:1"
 
@@ -60,20 +60,29 @@ def test_scaling_by_step_count():
     assert resolve_codebook("custom", "0.5:4", 7) == Codebook((0.5,), (4,))  # custom: as written
 
 
+def _error(**changes):
+    return AdaCacheSettings(**changes).error()
+
+
 def test_settings_errors():
-    assert settings_error("fast_30", "", 0.0, 1.0) is None
-    assert settings_error("custom", "0.1:2,1.0:1", 0.1, 0.9) is None
-    assert "custom_codebook: codebook thresholds must be strictly ascending" in settings_error(
-        "custom", "0.3:2,0.1:1", 0.0, 1.0)
-    assert "rate must be at least 1" in settings_error("custom", "0.3:0", 0.0, 1.0)
-    assert settings_error("fast_30", "", 0.5, 0.5) == "start_percent (0.5) must be smaller than end_percent (0.5)"
-    assert "must lie in [0, 1]" in settings_error("fast_30", "", -0.1, 1.0)
-    assert "unknown preset 'turbo'" in settings_error("turbo", "", 0.0, 1.0)
-    assert "moreg_normaliser must be positive" in settings_error("fast_30", "", 0.0, 1.0, moreg_normaliser=0.0)
-    assert "moreg_exponent must be positive" in settings_error("fast_30", "", 0.0, 1.0, moreg_exponent=-1.0)
-    assert "metric_block must be -1" in settings_error("fast_30", "", 0.0, 1.0, metric_block=-2)
+    assert AdaCacheSettings().error() is None
+    assert _error(preset="custom", custom_codebook="0.1:2,1.0:1", start_percent=0.1, end_percent=0.9) is None
+    assert "custom_codebook: codebook thresholds must be strictly ascending" in _error(
+        preset="custom", custom_codebook="0.3:2,0.1:1")
+    assert "rate must be at least 1" in _error(preset="custom", custom_codebook="0.3:0")
+    assert _error(start_percent=0.5, end_percent=0.5) == "start_percent (0.5) must be smaller than end_percent (0.5)"
+    assert "must lie in [0, 1]" in _error(start_percent=-0.1)
+    assert "unknown preset 'turbo'" in _error(preset="turbo")
+    assert "moreg_normaliser must be positive" in _error(moreg_normaliser=0.0)
+    assert "moreg_exponent must be positive" in _error(moreg_exponent=-1.0)
+    assert "metric_block must be -1" in _error(metric_block=-2)
     # the preset's own table is used, so a malformed custom string does not matter then
-    assert settings_error("slow_30", "garbage", 0.0, 1.0) is None
+    assert _error(preset="slow_30", custom_codebook="garbage") is None
+
+
+def test_settings_give_moreg_only_when_on():
+    assert AdaCacheSettings().moreg_config() is None
+    assert AdaCacheSettings(moreg=True, moreg_normaliser=0.5, moreg_exponent=4.0).moreg_config() == MoReg(0.5, 4.0)
 
 
 def test_effective_steps_from_schedule_coverage():
