@@ -3,7 +3,7 @@ from comfy_api.v0_0_2 import io
 import comfy.model_management
 
 from ..kernels.attention import resolve_backend
-from .attention_override import set_attention_backend
+from .integration.attention import set_attention_backend
 
 COMFY_DEFAULT = "comfy_default"
 CHOICES = ["auto", "sdpa", "xformers", "flex", "sage", COMFY_DEFAULT]
@@ -44,10 +44,15 @@ class AttentionBackendNode(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, backend):
-        patched = model.clone()
-        chosen = None if backend == COMFY_DEFAULT else resolve_backend(backend, model.load_device)
-        set_attention_backend(patched, chosen)
-        return io.NodeOutput(patched)
+        return io.NodeOutput(apply_attention_backend(model, backend))
+
+
+def apply_attention_backend(model, backend):
+    """A clone of ModelPatcher ``model`` whose attention runs on ``backend`` (one of CHOICES)."""
+    patched = model.clone()
+    chosen = None if backend == COMFY_DEFAULT else resolve_backend(backend, model.load_device)
+    set_attention_backend(patched, chosen)
+    return patched
 
 
 NODES = [AttentionBackendNode]

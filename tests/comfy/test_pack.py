@@ -60,7 +60,7 @@ def test_sdpa_backend_is_actually_used(comfy_rt, tiny, family, monkeypatch):
         calls.append(kwargs.get("backend"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(comfy_rt.pack_module("nodes.attention_override"), "attention", counting)
+    monkeypatch.setattr(comfy_rt.pack_module("nodes.integration.attention"), "attention", counting)
     case = tiny.build(family)
     patched = _backend_node(comfy_rt).execute(case.patcher, "sdpa").result[0]
     tiny.sample(case, model=patched, steps=1, cfg=3.0)
@@ -121,3 +121,12 @@ def test_override_chain_accepts_ltxv_positional_mask(comfy_rt, tiny):
     out = tiny.sample(case, model=patched, steps=2)
     error = ((out - reference).abs().max() / reference.abs().max()).item()
     assert error < 1e-4, error
+
+
+def test_a_node_module_that_fails_to_import_leaves_the_others_loaded(comfy_rt, caplog):
+    pack_nodes = comfy_rt.pack_module("nodes")
+    with caplog.at_level(logging.ERROR):
+        loaded = pack_nodes.load_nodes(("adacache", "renamed_by_a_comfyui_update", "attention_backend"))
+    assert [node.GET_SCHEMA().node_id for node in loaded] == ["FreeAccel_AdaCache", "FreeAccel_AttentionBackend"]
+    assert "the nodes of renamed_by_a_comfyui_update could not be loaded" in caplog.text
+    assert "ModuleNotFoundError" in caplog.text  # the traceback says why
