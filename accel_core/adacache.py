@@ -25,6 +25,10 @@ PRESETS = {
 }
 CUSTOM = "custom"
 
+# What a skipped step adds to the stack input: the last computed residual as it is ("hold", the paper), or its
+# first-order extrapolation in sigma from the last two computed residuals ("linear", ours, FORA/TaylorSeer-style).
+REUSE_MODES = ("hold", "linear")
+
 FORCED_FIRST = 2  # the first step gives the first metric residual, the second the first distance
 FORCED_LAST = 2   # the final steps shape fine detail: the official code always computes them
 
@@ -110,6 +114,7 @@ class AdaCacheSettings:
     offload: bool = False
     moreg_normaliser: float = 0.385
     moreg_exponent: float = 8.0
+    reuse: str = "hold"
 
     def error(self):
         """The message for invalid settings, or None when they are valid."""
@@ -131,6 +136,8 @@ class AdaCacheSettings:
             return f"moreg_exponent must be positive (got {self.moreg_exponent:g})"
         if self.metric_block < -1:
             return f"metric_block must be -1 (middle block) or a block index >= 0 (got {self.metric_block})"
+        if self.reuse not in REUSE_MODES:
+            return f"reuse must be one of {', '.join(REUSE_MODES)} (got '{self.reuse}')"
         return None
 
     def moreg_config(self):
@@ -266,28 +273,35 @@ class AdaCacheRun:
     that sums over chunks are always added in the same order.
     """
 
-    def __init__(self, codebook, steps, moreg=None, storage_device=None, key_order=None):
+    def __init__(self, codebook, steps, moreg=None, storage_device=None, key_order=None, reuse="hold",
+                 reduce_sums=None):
         self.decisions = Decisions(codebook, steps, moreg)
         self.steps = steps
         self.storage_device = storage_device
         self.key_order = key_order or (lambda key: 0)
+        self.reuse = reuse
+        # totals -> totals over every process that holds part of the tokens (sequence parallelism), or None
+        self.reduce_sums = reduce_sums
         self.records = []
         self.resets = 0
         self._clear_tensors()
         self.current_step = None
+        self.current_sigma = None
         self.computing = True
         self._repeat = False
 
     def _clear_tensors(self):
         self.previous_metric = {}
         self.pending_metric = {}
-        self.residuals = {}
+        self.residuals = {}  # key -> [(sigma, residual) of the last computed steps], newest last
         self.metadata = None
         self.sums = _MetricSums()
 
     # --- step protocol -------------------------------------------------------------------------------------------
-    def begin_step(self, step, cache_allowed=True):
-        """Decide for one model evaluation at ``step``; repeated evaluations of a step keep its decision."""
+    def begin_step(self, step, cache_allowed=True, sigma=None):
+        """Decide for one model evaluation at ``step`` (at noise level ``sigma``, which ``linear`` reuse needs);
+        repeated evaluations of a step keep its decision."""
+        self.current_sigma = sigma
         if step == self.current_step:
             self._repeat = True
         else:
@@ -306,7 +320,10 @@ class AdaCacheRun:
         if not self.computing:
             record = StepRecord(self.current_step, False)
         else:
-            change, reference, motion_diff, motion_norm = self.sums.totals(self.key_order)
+            totals = self.sums.totals(self.key_order)
+            if self.reduce_sums is not None:
+                totals = self.reduce_sums(totals)
+            change, reference, motion_diff, motion_norm = totals
             relative = change / reference if reference > 0 else None
             motion = motion_diff / motion_norm if self.decisions.moreg is not None and motion_norm > 0 else None
             record = self.decisions.update(self.current_step, relative, motion)
@@ -351,14 +368,27 @@ class AdaCacheRun:
         self.pending_metric[key] = self._stored(residual)
 
     def store_residual(self, key, residual):
-        self.residuals[key] = self._stored(residual)
+        previous = self.residuals.get(key, [])[-1:] if self.reuse == "linear" else []
+        self.residuals[key] = previous + [(self.current_sigma, self._stored(residual))]
 
     def cached_residual(self, key, like):
-        """The cached stack residual for ``key`` on ``like``'s device/dtype, or None if absent or of another shape."""
-        residual = self.residuals.get(key)
-        if residual is None or residual.shape != like.shape:
+        """What a skipped step adds for ``key``, on ``like``'s device/dtype; None if nothing of that shape is cached.
+
+        hold: the last computed residual. linear: r1 + (r1 - r0) (sigma - s1) / (s1 - s0) from the last two computed
+        residuals r0, r1 at sigmas s0, s1 (the last one alone until there are two).
+        """
+        history = self.residuals.get(key)
+        if not history or history[-1][1].shape != like.shape:
             return None
-        return residual.to(device=like.device, dtype=like.dtype)
+        sigma_last, last = history[-1]
+        last = last.to(device=like.device, dtype=like.dtype)
+        sigma_before, before = history[0]
+        if len(history) < 2 or before.shape != like.shape or None in (self.current_sigma, sigma_last, sigma_before) \
+                or sigma_last == sigma_before:
+            return last
+        before = before.to(device=like.device, dtype=like.dtype)
+        slope = (self.current_sigma - sigma_last) / (sigma_last - sigma_before)
+        return last + (last - before) * slope
 
     # --- reporting -------------------------------------------------------------------------------------------------
     def summary(self):
@@ -388,6 +418,27 @@ class RunRecord:
     @property
     def computed_steps(self):
         return [record.step for record in self.steps if record.computed]
+
+
+def process_group_sum(group=None):
+    """``totals -> totals summed over the processes of group`` when torch.distributed runs more than one process,
+    else None.
+
+    Under sequence parallelism (raylight, xDiT) each process holds part of the tokens, hence part of every L1 sum;
+    summing the numerators and denominators before dividing gives every process the full-sequence distance, so all
+    take the same decision (a process that skipped alone would desynchronise the group's collectives).
+    """
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) < 2:
+        return None
+
+    def reduce(totals):
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend(group) == "nccl" else "cpu"
+        summed = torch.tensor(totals, dtype=torch.float64, device=device)
+        dist.all_reduce(summed, group=group)
+        return summed.tolist()
+
+    return reduce
 
 
 def motion_terms(residual, frames):

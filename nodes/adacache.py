@@ -88,7 +88,8 @@ class _RunContext:
         self.key_order = {}
         self.run = adacache.AdaCacheRun(
             codebook, steps, settings.moreg_config(), storage_device=torch.device("cpu") if settings.offload else None,
-            key_order=lambda key: self.key_order[key])
+            key_order=lambda key: self.key_order[key], reuse=settings.reuse,
+            reduce_sums=adacache.process_group_sum())
         self.window = SigmaWindow(model_sampling, settings.start_percent, settings.end_percent)
         self.frames = 1
         self.call_computing = True
@@ -112,7 +113,7 @@ class _RunContext:
     def begin_step(self, x_in, timestep):
         sigma = call_sigma(timestep)
         self.frames = x_in.shape[2] if x_in.ndim == 5 else 1
-        self.run.begin_step(self.step_index(sigma), self.window.contains(sigma))
+        self.run.begin_step(self.step_index(sigma), self.window.contains(sigma), sigma)
 
     # --- per model call ----------------------------------------------------------------------------------------------
     def _chunks(self, x):
@@ -223,7 +224,8 @@ _DESCRIPTION = (
     "for other step counts N their thresholds are multiplied by reference/N and their reuse counts by N/reference "
     "(rounded, at least 1). N is the step density of the whole schedule: a KSamplerAdvanced or WAN 2.2 high/low-noise "
     "segment counts as many steps as the full schedule it belongs to. A custom codebook is used as written. "
-    "The log reports 'AdaCache: computed X of Y steps (rates ...)' after each run.")
+    "The log reports 'AdaCache: computed X of Y steps (rates ...)' after each run. Under torch.distributed "
+    "sequence parallelism the distance is summed over all processes, so every process takes the same decision.")
 
 
 class AdaCacheNode(io.ComfyNode):
@@ -260,6 +262,10 @@ class AdaCacheNode(io.ComfyNode):
                 io.Boolean.Input("offload", default=_DEFAULTS.offload,
                                  tooltip="Keep the cached residuals in CPU memory instead of next to the "
                                          "activations (saves VRAM, costs a copy per step)."),
+                io.Combo.Input("reuse", options=list(adacache.REUSE_MODES), default=_DEFAULTS.reuse,
+                               tooltip="What a skipped step adds to the block-stack input: hold = the residual of the "
+                                       "last computed step (the paper); linear = that residual extrapolated in sigma "
+                                       "from the last two computed steps (keeps two residuals per conditioning)."),
                 io.Float.Input("moreg_normaliser", default=_DEFAULTS.moreg_normaliser, min=0.001, max=10.0,
                                step=0.001,
                                tooltip="Advanced. MoReg motion score m is used as (m / normaliser) ^ exponent; the "

@@ -11,11 +11,11 @@ EAGER = "100.0:3"  # every measured distance is below 100: reuse 3 steps after e
 
 
 def _apply(comfy_rt, model, preset="custom", codebook=NEVER, metric_block=-1, moreg=False, start=0.0, end=1.0,
-           offload=False, normaliser=0.385, exponent=8.0):
+           offload=False, normaliser=0.385, exponent=8.0, reuse="hold"):
     node = comfy_rt.node_class("FreeAccel_AdaCache")
     return node.execute(model, preset=preset, custom_codebook=codebook, metric_block=metric_block, moreg=moreg,
                         start_percent=start, end_percent=end, offload=offload, moreg_normaliser=normaliser,
-                        moreg_exponent=exponent).result[0]
+                        moreg_exponent=exponent, reuse=reuse).result[0]
 
 
 def _steps(comfy_rt, model):
@@ -263,3 +263,17 @@ def test_bad_inputs_fail_prompt_validation(comfy_rt, inputs, message):
     assert not valid
     details = [e["details"] for e in node_errors["2"]["errors"]]
     assert any(message in d for d in details), node_errors
+
+
+@pytest.mark.parametrize("family", ["wan21", "flux"])
+def test_linear_reuse_forecasts_the_skipped_steps(comfy_rt, tiny, family):
+    """Same decisions as hold (the eager codebook ignores the distance) but other skipped outputs; with nothing
+    reused, linear is the unpatched model bit for bit."""
+    case = tiny.build(family)
+    hold = _apply(comfy_rt, case.patcher, codebook=EAGER)
+    linear = _apply(comfy_rt, case.patcher, codebook=EAGER, reuse="linear")
+    out_hold, out_linear = tiny.sample(case, model=hold, steps=10), tiny.sample(case, model=linear, steps=10)
+    assert [r.computed for r in _steps(comfy_rt, hold)] == [r.computed for r in _steps(comfy_rt, linear)]
+    assert torch.isfinite(out_linear).all() and not torch.equal(out_hold, out_linear)
+    never = _apply(comfy_rt, case.patcher, reuse="linear")
+    assert torch.equal(tiny.sample(case, model=never, steps=6), tiny.sample(case, steps=6))
