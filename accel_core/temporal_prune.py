@@ -13,11 +13,35 @@ over the whole model and the lowest ``floor(ratio * units)`` are pruned; ties go
 set is computed once per sampling run, after ``calibration_steps`` computed steps starting at ``start_sigma``, and
 stays frozen until the run ends.
 """
+import dataclasses
 import math
 
 import torch
 
 WAIT, CALIBRATE, PRUNE = "wait", "calibrate", "prune"
+# identity: a pruned unit attends within its own frame; skip: it is removed (module units: the whole temporal block)
+MODES = ("identity", "skip")
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalPruneSettings:
+    """The node's settings; ``error()`` is the one check behind prompt validation and ``apply_temporal_prune``."""
+    ratio: float = 0.5
+    mode: str = "identity"
+    start_percent: float = 0.1
+    calibration_steps: int = 2
+
+    def error(self):
+        """The message for invalid settings, or None when they are valid."""
+        if not 0.0 <= self.ratio <= 1.0:
+            return f"ratio must be between 0 and 1, got {self.ratio}"
+        if self.mode not in MODES:
+            return f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"
+        if not 0.0 <= self.start_percent <= 1.0:
+            return f"start_percent must be between 0 and 1, got {self.start_percent}"
+        if self.calibration_steps < 1:
+            return f"calibration_steps must be at least 1, got {self.calibration_steps}"
+        return None
 
 
 def cross_frame_mass(mass):
@@ -61,8 +85,6 @@ class CalibrationSchedule:
     PRUNE. A step is one distinct sigma value seen by the model (cond and uncond calls of a step share it)."""
 
     def __init__(self, start_sigma, calibration_steps):
-        if calibration_steps < 1:
-            raise ValueError(f"calibration_steps must be at least 1, got {calibration_steps}")
         self.start_sigma = float(start_sigma)
         self.calibration_steps = calibration_steps
         self._sigma = None
@@ -92,8 +114,6 @@ class TemporalPruneRun:
     """State of one sampling run: schedule, scores, and the pruned set frozen at the first PRUNE step."""
 
     def __init__(self, ratio, start_sigma, calibration_steps):
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"ratio must be in [0, 1], got {ratio}")
         self.ratio = ratio
         self.schedule = CalibrationSchedule(start_sigma, calibration_steps)
         self.scores = TemporalScores()

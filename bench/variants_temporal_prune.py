@@ -16,9 +16,11 @@ CALIBRATION_STEPS = 2
 
 def _with(ratio, mode):
     def apply(model):
-        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
-        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_TemporalAttnPrune"]
-        return node.execute(model, ratio, mode, START_PERCENT, CALIBRATION_STEPS).result[0]
+        from .comfy_env import current_runtime  # booted before variants are applied
+        runtime = current_runtime()
+        settings = runtime.pack_module("accel_core.temporal_prune").TemporalPruneSettings(
+            ratio=ratio, mode=mode, start_percent=START_PERCENT, calibration_steps=CALIBRATION_STEPS)
+        return runtime.pack_module("nodes.temporal_prune").apply_temporal_prune(model, settings)
     return apply
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from freeaccel.accel_core.temporal_prune import (
-    CALIBRATE, PRUNE, WAIT, CalibrationSchedule, TemporalPruneRun, TemporalScores, cross_frame_mass, frame_ids,
-    lowest_fraction, sample_queries)
+    CALIBRATE, PRUNE, WAIT, CalibrationSchedule, TemporalPruneRun, TemporalPruneSettings, TemporalScores,
+    cross_frame_mass, frame_ids, lowest_fraction, sample_queries)
 from freeaccel.kernels.scoring import frame_pair_mass
 
 
@@ -48,8 +48,6 @@ def test_schedule_trace():
     schedule = CalibrationSchedule(start_sigma=9.0, calibration_steps=2)
     sigmas = [14.0, 14.0, 9.0, 9.0, 6.0, 4.0, 4.0, 1.0]  # repeated sigma = cond and uncond of one step
     assert [schedule.phase(s) for s in sigmas] == [WAIT, WAIT, CALIBRATE, CALIBRATE, CALIBRATE, PRUNE, PRUNE, PRUNE]
-    with pytest.raises(ValueError, match="at least 1"):
-        CalibrationSchedule(1.0, 0)
 
 
 def test_run_freezes_the_pruned_set_at_the_first_prune_step():
@@ -65,8 +63,22 @@ def test_run_freezes_the_pruned_set_at_the_first_prune_step():
     assert run.pruned == {"b", "d"}
     summary = run.summary()
     assert summary["units"] == 4 and summary["calibrated_steps"] == 1 and summary["pruned"] == {"b", "d"}
-    with pytest.raises(ValueError, match="ratio"):
-        TemporalPruneRun(1.5, 1.0, 1)
+
+
+def _error(**changes):
+    return TemporalPruneSettings(**changes).error()
+
+
+def test_settings_errors():
+    assert TemporalPruneSettings().error() is None
+    assert _error(ratio=0.0, mode="skip", start_percent=1.0, calibration_steps=1) is None
+    assert _error(ratio=1.0, start_percent=0.0) is None
+    assert _error(ratio=1.5) == "ratio must be between 0 and 1, got 1.5"
+    assert _error(ratio=-0.1) == "ratio must be between 0 and 1, got -0.1"
+    assert _error(mode="drop") == "mode must be one of identity, skip, got 'drop'"
+    assert _error(start_percent=-0.1) == "start_percent must be between 0 and 1, got -0.1"
+    assert _error(start_percent=1.01) == "start_percent must be between 0 and 1, got 1.01"
+    assert _error(calibration_steps=0) == "calibration_steps must be at least 1, got 0"
 
 
 def test_frame_ids_layout():
