@@ -27,18 +27,21 @@ def test_version_is_read_from_comfyui(comfy_rt, compat):
     assert compat.parse_version("0.3.75") == (0, 3, 75) and compat.parse_version("main") is None
 
 
-def _wan_units(tiny, tp, compat=None, monkeypatch=None):
+def _wan_units(comfy_rt, tiny, tp, compat=None, monkeypatch=None):
     case = tiny.build("wan21", frames=5)
     if monkeypatch is not None:  # pretend to be a ComfyUI whose WAN does not report its block
         monkeypatch.setattr(compat, "VERSION", (0, 3, 75))
-    patched, controller = tp.apply_temporal_prune(case.patcher, 0.5, "identity", 0.0, 1)
+    settings = comfy_rt.pack_module("accel_core.temporal_prune").TemporalPruneSettings(
+        ratio=0.5, mode="identity", start_percent=0.0, calibration_steps=1)
+    patched = tp.apply_temporal_prune(case.patcher, settings)
     with torch.no_grad():
         out = tiny.sample(case, model=patched, steps=STEPS)
-    return case, set(controller.last_run["aggregates"]), controller.last_run["pruned"], out
+    summary = comfy_rt.pack_module("nodes.integration.run_state").last_run(patched, tp.KEY)
+    return case, set(summary["aggregates"]), summary["pruned"], out
 
 
 def test_wan_temporal_units_are_one_per_block_and_head(comfy_rt, tiny, tp):
-    case, units, pruned, _ = _wan_units(tiny, tp)
+    case, units, pruned, _ = _wan_units(comfy_rt, tiny, tp)
     model = case.patcher.model.diffusion_model
     assert units == {("double", block, 0, head)
                      for block in range(len(model.blocks)) for head in range(model.num_heads)}
@@ -46,8 +49,8 @@ def test_wan_temporal_units_are_one_per_block_and_head(comfy_rt, tiny, tp):
 
 
 def test_derived_block_info_equals_comfyuis_own(comfy_rt, tiny, tp, compat, monkeypatch):
-    _, units, pruned, out = _wan_units(tiny, tp)
-    _, derived_units, derived_pruned, derived_out = _wan_units(tiny, tp, compat, monkeypatch)
+    _, units, pruned, out = _wan_units(comfy_rt, tiny, tp)
+    _, derived_units, derived_pruned, derived_out = _wan_units(comfy_rt, tiny, tp, compat, monkeypatch)
     assert derived_units == units and derived_pruned == pruned
     assert torch.equal(derived_out, out)
 
@@ -77,19 +80,18 @@ def test_block_info_is_derived_only_where_comfyui_lacks_it(comfy_rt, tiny, compa
 
 
 def test_block_info_reaches_the_attention_inside_each_wan_block(comfy_rt, tiny, compat, monkeypatch):
-    override = comfy_rt.pack_module("nodes.attention_override")
+    attention = comfy_rt.pack_module("nodes.integration.attention")
     monkeypatch.setattr(compat, "VERSION", (0, 3, 75))
     case = tiny.build("wan21")
     seen = []
 
-    def spy(next_attention, q, k, v, heads, **kwargs):
-        options = kwargs["transformer_options"]
-        seen.append((options["block_type"], options["block_index"], options["total_blocks"]))
-        return next_attention(q, k, v, heads, **kwargs)
+    def spy(call):
+        seen.append((call.options["block_type"], call.options["block_index"], call.options["total_blocks"]))
+        return call.next()
 
     patched = case.patcher.clone()
     compat.report_block_info(patched, "wan")
-    override.install_attention_override(patched, spy)
+    attention.install_attention_override(patched, spy)
     with torch.no_grad():
         tiny.sample(case, model=patched, steps=1, cfg=1.0)
     count = len(case.patcher.model.diffusion_model.blocks)
