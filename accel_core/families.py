@@ -36,8 +36,10 @@ SUPPORT = {
         "wan": f"{_DIT_BLOCKS} on a block range (+ OUTER_SAMPLE wrapper)",
     },
     "temporal_prune": {
-        "svd": "object patch on each time_stack attention module's forward",
-        **{f: "optimized_attention_override on joint self-attention heads + APPLY_MODEL wrapper (token grid)"
+        "svd": "object patch on each time_stack attention module's forward + OUTER_SAMPLE run state / APPLY_MODEL "
+               "wrapper (frames per video)",
+        **{f: "optimized_attention_override on joint self-attention heads + OUTER_SAMPLE run state / APPLY_MODEL "
+              "wrapper (token layout)"
            for f in ("wan", "hunyuan_video", "ltxv", "mochi")},
     },
     "local_window": {
