@@ -23,22 +23,36 @@ FAR_PAIR_WEIGHT = 0.8  # pair weights fall linearly from 1 (same frame) to this 
 
 
 @dataclass(frozen=True)
-class MotionTransferConfig:
+class MotionTransferSettings:
+    """The guider's settings; ``error()`` is the one check behind prompt validation and ``motion_transfer_guider``.
+
+    ``guided_steps``: how many of the schedule's first steps optimise the latent (0: plain CFG); ``amf_block``: the
+    transformer block whose self-attention Q/K give the motion flow.
+    """
+    cfg: float = 5.0
     mode: str = "fastvmt"
+    guided_steps: int = 10
     iterations: int = 10
     lr_start: float = 0.003
     lr_end: float = 0.002
-    recompute_every: int = 3
+    amf_block: int = 14  # FastVMT reads Q/K of block index 14 on both Wan2.1 1.3B (30 blocks) and 14B (40 blocks)
     temporal_span: int = 4
-    tile: tuple = (3, 4)
-    window: tuple = (21, 21)
+    tile_height: int = 3
+    tile_width: int = 4
+    window_height: int = 21
+    window_width: int = 21
+    recompute_every: int = 3
 
-    def __post_init__(self):
+    def error(self):
+        """The message for invalid settings, or None when they are valid."""
         if self.mode not in MODES:
-            raise ValueError(f"motion transfer mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+            return f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"
         for name in ("iterations", "recompute_every", "temporal_span"):
             if getattr(self, name) < 1:
-                raise ValueError(f"motion transfer {name} must be at least 1, got {getattr(self, name)}")
+                return f"{name} must be at least 1, got {getattr(self, name)}"
+        if self.lr_start <= 0 or self.lr_end <= 0:
+            return f"learning rates must be positive (lr_start {self.lr_start}, lr_end {self.lr_end})"
+        return None
 
     @property
     def fast(self):
@@ -48,39 +62,47 @@ class MotionTransferConfig:
     def temperature(self):
         return TEMPERATURE[self.mode]
 
+    @property
+    def tile(self):
+        """(height, width) in tokens of a query tile that shares one search window."""
+        return self.tile_height, self.tile_width
 
-def frame_pairs(num_frames, config):
-    return amf.frame_pairs(num_frames, config.temporal_span if config.fast else None)
+    @property
+    def window(self):
+        """(height, width) in tokens of the search window around a tile's match."""
+        return self.window_height, self.window_width
 
 
-def pair_weights(pairs, config, device=None):
+def frame_pairs(num_frames, settings):
+    return amf.frame_pairs(num_frames, settings.temporal_span if settings.fast else None)
+
+
+def pair_weights(pairs, settings, device=None):
     """FastVMT weights each pair 1 -> 0.8 linearly over its distance j - i in [0, span); DiTFlow weighs all equally."""
-    if not config.fast or config.temporal_span == 1:
+    if not settings.fast or settings.temporal_span == 1:
         return torch.ones(len(pairs), device=device)
-    step = (1.0 - FAR_PAIR_WEIGHT) / (config.temporal_span - 1)
+    step = (1.0 - FAR_PAIR_WEIGHT) / (settings.temporal_span - 1)
     return torch.tensor([1.0 - step * (j - i) for i, j in pairs], device=device)
 
 
-def learning_rate(iteration, config):
+def learning_rate(iteration, settings):
     """The released schedule: lr_start + (lr_end - lr_start) * iteration / iterations (so it ends one step short)."""
-    return config.lr_start + (config.lr_end - config.lr_start) * iteration / config.iterations
+    return settings.lr_start + (settings.lr_end - settings.lr_start) * iteration / settings.iterations
 
 
-def recomputes(iteration, config):
+def recomputes(iteration, settings):
     """Whether iteration runs a real forward/backward (DiTFlow: always; FastVMT: every recompute_every-th)."""
-    return not config.fast or iteration % config.recompute_every == 0
+    return not settings.fast or iteration % settings.recompute_every == 0
 
 
-def video_qk(x, heads, grid, bhld=False):
+def video_qk(x, grid):
     """Per-frame, head-averaged video tokens of a captured q or k.
 
-    x: [B, L, heads*D] (or [B, heads, L, D] when ``bhld``); the last F*H*W tokens are the video grid ``grid`` = (F, H,
-    W) (WAN prepends reference tokens, if any). Returns [B, F, H*W, D]. Averaging over heads (not over groups of
-    consecutive tokens, the released code's reshape quirk) is the intended "mean over heads".
+    x: [B, heads, L, D]; the last F*H*W tokens are the video grid ``grid`` = (F, H, W) (WAN prepends reference
+    tokens, if any). Returns [B, F, H*W, D]. Averaging over heads (not over groups of consecutive tokens, the released
+    code's reshape quirk) is the intended "mean over heads".
     """
     frames, height, width = grid
-    if not bhld:
-        x = x.unflatten(-1, (heads, -1)).transpose(1, 2)
     x = x[:, :, x.shape[2] - frames * height * width:].mean(dim=1)
     return x.unflatten(1, (frames, height * width))
 
@@ -91,12 +113,12 @@ class MotionFlow:
     window_means: dict  # (i, j) -> [tiles, D] mean key of each tile's window (windowed pairs only)
 
 
-def motion_flow(q, k, grid, pairs, config, *, hard):
+def motion_flow(q, k, grid, pairs, settings, *, hard):
     """AMF of one video: q, k [F, S, D] with grid (F, H, W)."""
     _, height, width = grid
-    flows, means = amf.motion_flow(q, k, height, width, pairs, temperature=config.temperature, hard=hard,
-                                   tile=config.tile if config.fast else None,
-                                   window=config.window if config.fast else None)
+    flows, means = amf.motion_flow(q, k, height, width, pairs, temperature=settings.temperature, hard=hard,
+                                   tile=settings.tile if settings.fast else None,
+                                   window=settings.window if settings.fast else None)
     return MotionFlow(flows, means)
 
 
@@ -120,14 +142,14 @@ def tracking_loss(window_means, num_frames):
     return torch.stack(terms).mean() if terms else None
 
 
-def motion_loss(reference, generated, pairs, config, num_frames):
+def motion_loss(reference, generated, pairs, settings, num_frames):
     """The guidance loss of one video: 5 * AMF loss (+ the window-tracking term in FastVMT mode)."""
-    loss = AMF_WEIGHT * amf_loss(reference, generated.flows, pair_weights(pairs, config, reference.device))
-    track = tracking_loss(generated.window_means, num_frames) if config.fast else None
+    loss = AMF_WEIGHT * amf_loss(reference, generated.flows, pair_weights(pairs, settings, reference.device))
+    track = tracking_loss(generated.window_means, num_frames) if settings.fast else None
     return loss if track is None else loss + track
 
 
-def optimize_latent(latent, loss_fn, config, on_iteration=None):
+def optimize_latent(latent, loss_fn, settings, on_iteration=None):
     """AdamW on the latent with the (FastVMT) gradient-reuse schedule.
 
     ``loss_fn(z) -> scalar`` runs the model; it is called only on recompute iterations. Gradients are enabled here
@@ -137,12 +159,12 @@ def optimize_latent(latent, loss_fn, config, on_iteration=None):
     losses = []
     with torch.inference_mode(False), torch.enable_grad():
         z = latent.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.AdamW([z], lr=config.lr_start)
+        optimizer = torch.optim.AdamW([z], lr=settings.lr_start)
         cached = None
-        for iteration in range(config.iterations):
+        for iteration in range(settings.iterations):
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(iteration, config)
-            if cached is None or recomputes(iteration, config):
+                group["lr"] = learning_rate(iteration, settings)
+            if cached is None or recomputes(iteration, settings):
                 loss = loss_fn(z)
                 cached = torch.autograd.grad(loss, z)[0].detach()
                 losses.append(loss.item())

@@ -29,7 +29,7 @@ TECHNIQUES = {
     "adacache": "variants_adacache",
     "token_prune": "variants_token_prune",
     "temporal_prune": "variants_temporal_prune",
-    "local_window": "variants_motion",
+    "local_window": "variants_local_window",
 }
 VIDEO_FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "svd")
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")

@@ -1,26 +1,24 @@
-"""FreeAccel_LocalWindowAttention and FreeAccel_MotionTransferGuider on real ComfyUI model classes (tiny, CPU)."""
+"""FreeAccel_MotionTransferGuider on real ComfyUI model classes (tiny, CPU), and both motion-transfer workflow nodes
+through ComfyUI's executor."""
 import pytest
 import torch
 
+from bench.variants_motion_transfer import moving_reference
+
 STEPS = 3
 FRAMES = 5
-VIDEO_FAMILIES = ["wan21", "hunyuan_video", "ltxv", "mochi"]
 
 
 @pytest.fixture(scope="module")
-def mtn(comfy_rt):
-    return comfy_rt.pack_module("nodes.motion_transfer")
+def guider_node(comfy_rt):
+    return comfy_rt.pack_module("nodes.motion_guider")
 
 
-@pytest.fixture(scope="module")
-def lw(comfy_rt):
-    return comfy_rt.pack_module("kernels.local_window")
-
-
-def _window(comfy_rt, model, frames, height, width, start_block=0, end_block=-1, start=0.0, end=1.0,
-            implementation="gathered"):
-    node = comfy_rt.node_class("FreeAccel_LocalWindowAttention")
-    return node.execute(model, frames, height, width, start_block, end_block, start, end, implementation).args[0]
+def _guider(comfy_rt, case, reference, mode="fastvmt", guided_steps=1, iterations=4, cfg=3.0, **overrides):
+    settings = comfy_rt.pack_module("accel_core.motion_transfer").MotionTransferSettings(
+        cfg=cfg, mode=mode, guided_steps=guided_steps, iterations=iterations, **overrides)
+    return comfy_rt.pack_module("nodes.motion_guider").motion_transfer_guider(
+        case.patcher, case.positive, case.negative, {"samples": reference}, settings)
 
 
 def _count_forwards(model):
@@ -34,108 +32,6 @@ def _count_forwards(model):
         return executor(*args, **kwargs)
     counted.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "test_count", wrapper)
     return counted, calls
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# LocalWindowAttention
-
-
-@pytest.mark.parametrize("family", VIDEO_FAMILIES)
-def test_window_covering_everything_is_bit_identical(comfy_rt, tiny, family):
-    case = tiny.build(family, frames=FRAMES)
-    base = tiny.sample(case, steps=STEPS)
-    out = tiny.sample(case, model=_window(comfy_rt, case.patcher, 64, 1024, 1024), steps=STEPS)
-    assert torch.equal(out, base)
-
-
-@pytest.mark.parametrize("family", VIDEO_FAMILIES)
-def test_small_window_changes_every_family(comfy_rt, tiny, family):
-    case = tiny.build(family, frames=FRAMES)
-    base = tiny.sample(case, steps=STEPS)
-    out = tiny.sample(case, model=_window(comfy_rt, case.patcher, 0, 3, 3), steps=STEPS)
-    assert out.shape == base.shape and torch.isfinite(out).all()
-    assert not torch.equal(out, base)
-
-
-def test_wan_window_equals_dense_masked_attention(comfy_rt, tiny, lw):
-    """The patched model equals the same model whose self-attention uses a dense boolean window mask."""
-    install = comfy_rt.pack_module("nodes.attention_override").install_attention_override
-    attention = comfy_rt.pack_module("kernels.attention").attention
-    case = tiny.build("wan21", frames=FRAMES)
-    grid = (FRAMES, case.latent.shape[3] // 2, case.latent.shape[4] // 2)
-    radii = lw.window_radii(1, 3, 5)
-    layout = lw.VideoLayout(*grid)
-    idx = torch.arange(layout.video_len)
-    dense = lw.window_mask_mod(layout, radii)(0, 0, idx[:, None], idx[None, :])
-
-    def dense_handler(next_attention, q, k, v, heads, **kwargs):
-        if q.shape[1] != k.shape[1]:  # cross-attention (16 text tokens)
-            return next_attention(q, k, v, heads, **kwargs)
-        split = [t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v)]
-        return attention(*split, backend="math", mask=dense).transpose(1, 2).flatten(2)
-
-    reference = install(case.patcher.clone(), dense_handler)
-    expected = tiny.sample(case, model=reference, steps=STEPS)
-    out = tiny.sample(case, model=_window(comfy_rt, case.patcher, 1, 3, 5), steps=STEPS)
-    assert (out - expected).abs().max().item() < 1e-4
-    assert (out - tiny.sample(case, steps=STEPS)).abs().max().item() > 1e-3
-
-
-def test_block_and_step_ranges(comfy_rt, tiny, mtn, monkeypatch):
-    calls = []
-    original = mtn.local_window_attention
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-    monkeypatch.setattr(mtn, "local_window_attention", counting)
-    case = tiny.build("wan21", frames=FRAMES)
-    counted, forwards = _count_forwards(case.patcher)
-
-    tiny.sample(case, model=_window(comfy_rt, counted, 0, 3, 3, start_block=1, end_block=2), steps=STEPS)
-    assert len(calls) == 2 * len(forwards) and forwards  # blocks 1 and 2 of 4, every forward
-    calls.clear(), forwards.clear()
-    tiny.sample(case, model=_window(comfy_rt, counted, 0, 3, 3, start_block=3), steps=STEPS)
-    assert len(calls) == len(forwards)  # only the last block
-    calls.clear(), forwards.clear()
-    tiny.sample(case, model=_window(comfy_rt, counted, 0, 3, 3, start=0.5), steps=STEPS)
-    assert 0 < len(calls) < 4 * len(forwards)  # the early, high-sigma steps stay full
-    calls.clear()
-    tiny.sample(case, model=_window(comfy_rt, counted, 0, 3, 3, start_block=50), steps=STEPS)
-    assert not calls
-
-
-def test_local_window_rejects_unsupported_family(comfy_rt, tiny):
-    case = tiny.build("flux")
-    with pytest.raises(ValueError, match="supported families: WAN 2.1 / 2.2, HunyuanVideo, LTX-Video, Mochi"):
-        _window(comfy_rt, case.patcher, 1, 3, 3)
-
-
-def test_local_window_validation_messages(comfy_rt):
-    node = comfy_rt.node_class("FreeAccel_LocalWindowAttention")
-    assert "must not exceed end_percent" in node.validate_inputs(0, -1, 0.8, 0.2)
-    assert "at least start_block (5)" in node.validate_inputs(5, 2, 0.0, 1.0)
-    assert node.validate_inputs(2, -1, 0.0, 1.0) is True
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# MotionTransferGuider
-
-
-def _moving_reference(case, seed=5):
-    """A reference latent whose content moves one latent column per frame."""
-    _, channels, frames, height, width = case.latent.shape
-    plane = torch.randn(1, channels, height, width + frames, generator=torch.Generator().manual_seed(seed))
-    return torch.stack([plane[..., t:t + width] for t in range(frames)], dim=2)
-
-
-def _guider(comfy_rt, case, reference, mode="fastvmt", guided_steps=1, iterations=4, cfg=3.0, **overrides):
-    node = comfy_rt.node_class("FreeAccel_MotionTransferGuider")
-    options = dict(lr_start=0.003, lr_end=0.002, amf_block=14, temporal_span=4, tile_height=3, tile_width=4,
-                   window_height=21, window_width=21, recompute_every=3)
-    options.update(overrides)
-    return node.execute(case.patcher, case.positive, case.negative, cfg, {"samples": reference}, mode, guided_steps,
-                        iterations, **options).args[0]
 
 
 def _sample_custom_advanced(comfy_rt, guider, latent, steps=STEPS, denoise=0.75, seed=0):
@@ -153,7 +49,7 @@ def _sample_custom_advanced(comfy_rt, guider, latent, steps=STEPS, denoise=0.75,
 def test_guided_steps_zero_is_core_cfg_guider(comfy_rt, tiny):
     import comfy.samplers
     case = tiny.build("wan21", frames=FRAMES)
-    reference = _moving_reference(case)
+    reference = moving_reference(case.latent.shape)
     core = comfy.samplers.CFGGuider(case.patcher)
     core.set_conds(case.positive, case.negative)
     core.set_cfg(3.0)
@@ -165,7 +61,7 @@ def test_guided_steps_zero_is_core_cfg_guider(comfy_rt, tiny):
 @pytest.mark.parametrize("mode, forwards_per_step", [("fastvmt", 1 + 4), ("ditflow", 1 + 10)])
 def test_guidance_lowers_amf_loss_and_counts_model_calls(comfy_rt, tiny, mode, forwards_per_step):
     case = tiny.build("wan21", frames=FRAMES)
-    reference = _moving_reference(case)
+    reference = moving_reference(case.latent.shape)
     counted, forwards = _count_forwards(case.patcher)
     case.patcher = counted
     flags = [p.requires_grad for p in counted.model.parameters()]
@@ -185,19 +81,19 @@ def test_guidance_lowers_amf_loss_and_counts_model_calls(comfy_rt, tiny, mode, f
     assert all(p.grad is None for p in counted.model.parameters())  # only the latent was differentiated
 
 
-def test_guidance_with_inference_mode_weights(comfy_rt, tiny, mtn):
+def test_guidance_with_inference_mode_weights(comfy_rt, tiny, guider_node):
     """Weights loaded inside ComfyUI's executor are inference tensors; guidance must still backpropagate and leave
     the layers as they were."""
     with torch.inference_mode():
         case = tiny.build("wan21", frames=FRAMES)
     assert next(case.patcher.model.parameters()).is_inference()
-    reference = _moving_reference(case)
+    reference = moving_reference(case.latent.shape)
     guider = _guider(comfy_rt, case, reference, guided_steps=1, iterations=4)
     _sample_custom_advanced(comfy_rt, guider, reference)
     assert len(guider.loss_history) == 1 and len(guider.loss_history[0]) == 2
     for layer in case.patcher.model.modules():  # the temporary identity weight/bias functions are gone
-        assert mtn._same not in getattr(layer, "weight_function", ())
-        assert mtn._same not in getattr(layer, "bias_function", ())
+        assert guider_node._same not in getattr(layer, "weight_function", ())
+        assert guider_node._same not in getattr(layer, "bias_function", ())
 
 
 @pytest.mark.parametrize("change, message", [
@@ -207,7 +103,7 @@ def test_guidance_with_inference_mode_weights(comfy_rt, tiny, mtn):
 ])
 def test_reference_mismatch_says_what_to_fix(comfy_rt, tiny, change, message):
     case = tiny.build("wan21", frames=FRAMES)
-    reference = _moving_reference(case)
+    reference = moving_reference(case.latent.shape)
     guider = _guider(comfy_rt, case, change(reference))
     with pytest.raises(ValueError, match=message):
         _sample_custom_advanced(comfy_rt, guider, reference)
@@ -225,7 +121,23 @@ def test_guider_rejects_non_wan_and_image_latents(comfy_rt, tiny):
 def test_guider_validation_message(comfy_rt):
     node = comfy_rt.node_class("FreeAccel_MotionTransferGuider")
     assert "learning rates must be positive" in node.validate_inputs(lr_start=0.0, lr_end=0.002)
+    assert "mode must be one of fastvmt, ditflow" in node.validate_inputs(mode="fast")
+    assert "recompute_every must be at least 1" in node.validate_inputs(recompute_every=0)
     assert node.validate_inputs(lr_start=0.003, lr_end=0.002) is True
+
+
+def test_guider_rejects_invalid_settings(comfy_rt, tiny):
+    case = tiny.build("wan21", frames=FRAMES)
+    with pytest.raises(ValueError, match="MotionTransferGuider: iterations must be at least 1"):
+        _guider(comfy_rt, case, moving_reference(case.latent.shape), iterations=0)
+
+
+def test_node_schema_defaults_are_the_settings_defaults(comfy_rt):
+    defaults = comfy_rt.pack_module("accel_core.motion_transfer").MotionTransferSettings()
+    schema = comfy_rt.node_class("FreeAccel_MotionTransferGuider").GET_SCHEMA()
+    widgets = {i.id: i.default for i in schema.inputs if i.id not in ("model", "positive", "negative", "reference",
+                                                                       "reference_conditioning")}
+    assert widgets == vars(defaults)
 
 
 # ---------------------------------------------------------------------------------------------------------------

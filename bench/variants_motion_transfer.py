@@ -1,33 +1,15 @@
-"""Bench variants and the example workflow of the motion nodes.
+"""Bench and example workflow of FreeAccel_MotionTransferGuider.
 
-- ``variants(family)``: FreeAccel_LocalWindowAttention at a few window sizes against the unpatched model (run by
-  ``python -m bench.run --bench --tiny --techniques local_window``: wall time, attention FLOPs, PSNR).
-- ``motion_transfer_timings()``: FreeAccel_MotionTransferGuider ``fastvmt`` vs ``ditflow`` on tiny WAN in one
-  process: wall time of each run and the AMF losses of the guidance (``python -m bench.variants_motion``).
-- ``WORKFLOWS``: ``python bench/make_workflow.py --build bench.variants_motion``.
+- ``motion_transfer_timings()``: ``fastvmt`` vs ``ditflow`` on tiny WAN in one process: wall time of each run and
+  the AMF losses of the guidance (``python -m bench.variants_motion_transfer``).
+- ``WORKFLOWS``: ``python bench/make_workflow.py --build bench.variants_motion_transfer``.
 """
 import statistics
 import time
 
 from .make_workflow import wan21_loaders
 
-FAMILIES = ("wan21", "hunyuan_video", "ltxv", "mochi")
-FRAMES = 9  # latent frames of the tiny cases
-STEPS = 10
-# (frames, height, width) of the window: from nearly everything down to a small neighbourhood
-WINDOWS = ((2, 5, 7), (1, 3, 5), (0, 3, 3))
-
-
-def _with_window(frames, height, width):
-    def apply(model):
-        import nodes  # ComfyUI's node registry (the runtime is booted before variants are applied)
-        node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_LocalWindowAttention"]
-        return node.execute(model, frames, height, width, 0, -1, 0.0, 1.0, "auto").result[0]
-    return apply
-
-
-def variants(family):
-    return [(f"LocalWindow +-{f} frames {h}x{w}", _with_window(f, h, w)) for f, h, w in WINDOWS]
+FRAMES = 9  # latent frames of the tiny case
 
 
 # --- fastvmt vs ditflow ----------------------------------------------------------------------------------------
@@ -54,18 +36,20 @@ def motion_transfer_timings(frames=FRAMES, steps=8, guided_steps=3, iterations=1
     """
     import torch
     import comfy.samplers
-    import nodes
     from comfy_extras import nodes_custom_sampler as custom
 
     from . import tiny_models
+    from .comfy_env import current_runtime
 
     case = tiny_models.build("wan21", frames=frames, height=height, width=width)
     reference = moving_reference(case.latent.shape)
-    node = nodes.NODE_CLASS_MAPPINGS["FreeAccel_MotionTransferGuider"]
+    runtime = current_runtime()
+    settings_class = runtime.pack_module("accel_core.motion_transfer").MotionTransferSettings
+    motion_transfer_guider = runtime.pack_module("nodes.motion_guider").motion_transfer_guider
 
     def run(mode, guided):
-        guider = node.execute(case.patcher, case.positive, case.negative, 5.0, {"samples": reference}, mode, guided,
-                              iterations, 0.003, 0.002, 14, 4, 3, 4, 21, 21, 3).result[0]
+        settings = settings_class(cfg=5.0, mode=mode, guided_steps=guided, iterations=iterations)
+        guider = motion_transfer_guider(case.patcher, case.positive, case.negative, {"samples": reference}, settings)
         sigmas = custom.BasicScheduler.execute(case.patcher, "simple", steps, denoise).result[0]
         start = time.perf_counter()
         with torch.inference_mode():
@@ -99,7 +83,7 @@ def main():
 
     from .comfy_env import boot, find_comfyui
 
-    parser = argparse.ArgumentParser(prog="python -m bench.variants_motion",
+    parser = argparse.ArgumentParser(prog="python -m bench.variants_motion_transfer",
                                      description=motion_transfer_timings.__doc__)
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH)")
     parser.add_argument("--frames", type=int, default=FRAMES)
