@@ -43,11 +43,11 @@ SUPPORT = {
            for f in ("wan", "hunyuan_video", "ltxv", "mochi")},
     },
     "local_window": {
-        f: "optimized_attention_override in a block and step range + APPLY_MODEL wrapper (token grid)"
+        f: "optimized_attention_override in a block and step range + APPLY_MODEL wrapper (token layout)"
         for f in ("wan", "hunyuan_video", "ltxv", "mochi")
     },
     "motion_transfer": {
-        "wan": f"GUIDER; Q/K of the AMF block captured by {_DIT_BLOCKS} + a one-off attention override",
+        "wan": f"GUIDER; Q/K of the AMF block captured by {_DIT_BLOCKS} + an optimized_attention_override",
     },
 }
 

@@ -59,7 +59,7 @@ def _sample_with_guider(node, case, inputs):
     import comfy.samplers
     from comfy_extras import nodes_custom_sampler as custom
 
-    from .variants_motion import moving_reference
+    from .variants_motion_transfer import moving_reference
     reference = {"samples": moving_reference(case.latent.shape)}
     guider = node.execute(case.patcher, positive=case.positive, negative=case.negative, reference=reference,
                           **inputs).result[0]

@@ -130,7 +130,7 @@ def make_rope_differentiable():
     """WanModel calls comfy_kitchen's fused RoPE op when that package is installed, and the op has no backward.
     The pack's motion-transfer guider needs the same gradient and registers the op's backward process-wide (forward
     results unchanged); training reuses that registration."""
-    current_runtime().pack_module("nodes.motion_transfer").ensure_rope_backward()
+    current_runtime().pack_module("nodes.integration.rope_autograd").ensure_rope_backward()
 
 
 def train(config, *, progress=True):

@@ -12,7 +12,7 @@ from .integration import compat
 
 log = logging.getLogger(__name__)
 
-NODE_MODULES = ("attention_backend", "adacache", "token_prune", "temporal_prune", "motion_transfer")
+NODE_MODULES = ("attention_backend", "adacache", "token_prune", "temporal_prune", "local_window", "motion_guider")
 
 
 def load_nodes(module_names=NODE_MODULES):
