@@ -92,9 +92,10 @@ class LocalWindowAttentionNode(io.ComfyNode):
                              tooltip="Each query sees keys at most this many latent frames before and after it."),
                 io.Int.Input("height", default=_DEFAULTS.height, min=1, max=1024,
                              tooltip="Window height in tokens (latent rows / patch size), centred on the query; "
-                                     "even sizes round down to the next odd one."),
+                                     "an even size grows to the next odd one (6 -> 7)."),
                 io.Int.Input("width", default=_DEFAULTS.width, min=1, max=1024,
-                             tooltip="Window width in tokens (latent columns / patch size), centred on the query."),
+                             tooltip="Window width in tokens (latent columns / patch size), centred on the query; "
+                                     "an even size grows to the next odd one."),
                 io.Int.Input("start_block", default=_DEFAULTS.start_block, min=0, max=1000,
                              tooltip="First transformer block (0-based) that uses the window. HunyuanVideo numbers "
                                      "its single-stream blocks after the double-stream ones."),
