@@ -174,14 +174,20 @@ def _psnr_text(psnr, decimals):
     return "inf" if math.isinf(psnr) else f"{psnr:.{decimals}f}"
 
 
+def _name_width(names):
+    """Width of the variant column: the longest name, never cut (a cut "identity 0.25" reads as 0.2)."""
+    return max(len("variant"), *(len(name) for name in names))
+
+
 def format_table(title, results):
     """A fixed-width text table of one benchmark case."""
-    header = f"{'variant':38s} {'median s':>9s} {'speedup':>8s} {'PSNR dB':>8s} {'SSIM':>6s} {'GFLOPs':>8s} " \
+    width = _name_width(r.name for r in results)
+    header = f"{'variant':{width}s} {'median s':>9s} {'speedup':>8s} {'PSNR dB':>8s} {'SSIM':>6s} {'GFLOPs':>8s} " \
              f"{'attn GF':>8s} {'skipped':>8s} {'peak MB':>8s}"
     lines = [title, header, "-" * len(header)]
     for r in results:
         psnr = _psnr_text(r.psnr_latent, 2)
-        lines.append(f"{r.name[:38]:38s} {r.median_s:9.3f} {r.speedup:7.2f}x {psnr:>8s} {r.ssim_latent:6.3f} "
+        lines.append(f"{r.name:{width}s} {r.median_s:9.3f} {r.speedup:7.2f}x {psnr:>8s} {r.ssim_latent:6.3f} "
                      f"{r.gflops:8.2f} {r.attention_gflops:8.3f} {100 * r.work_skipped:7.1f}% {r.peak_mem_mb:8.1f}")
         for line in r.log[-1:]:
             lines.append(f"    log: {line}")
@@ -194,7 +200,8 @@ def format_summary(title, cases, column_key):
     names = [r.name for r in cases[0]["results"]]
     if any([r.name for r in case["results"]] != names for case in cases):
         raise ValueError("format_summary needs cases with the same variants")
-    header = f"{'variant':30s}" + "".join(f" {str(case[column_key]):>22s}" for case in cases)
+    width = _name_width(names)
+    header = f"{'variant':{width}s}" + "".join(f" {str(case[column_key]):>22s}" for case in cases)
     lines = [title + " (speedup / PSNR dB / FLOPs skipped)", header, "-" * len(header)]
     for row, name in enumerate(names):
         cells = []
@@ -203,7 +210,7 @@ def format_summary(title, cases, column_key):
             psnr = _psnr_text(r.psnr_latent, 1)
             skipped = "n/a" if math.isnan(r.work_skipped) else f"{100 * r.work_skipped:.0f}%"  # flex: uncounted
             cells.append(f"{r.speedup:.2f}x / {psnr} / {skipped}")
-        lines.append(f"{name[:30]:30s}" + "".join(f" {cell:>22s}" for cell in cells))
+        lines.append(f"{name:{width}s}" + "".join(f" {cell:>22s}" for cell in cells))
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from bench.benchmark import VariantResult, format_summary
+from bench.benchmark import VariantResult, format_summary, format_table
 
 
 def _case(motion, speedups, psnrs, skipped):
@@ -31,3 +31,13 @@ def test_cases_must_share_their_variants():
     other = {"motion": "fast", "results": [VariantResult("baseline"), VariantResult("LazyCache")]}
     with pytest.raises(ValueError, match="same variants"):
         format_summary("t", [_case("static", (1, 2), (math.inf, 30), (0, 0.5)), other], "motion")
+
+
+def test_long_variant_names_are_never_cut():
+    name = "TemporalAttnPrune identity 0.25 (calibrated)"  # 44 characters: a cut once turned 0.25 into 0.2
+    results = [VariantResult("baseline", speedup=1.0, psnr_latent=math.inf, work_skipped=0.0),
+               VariantResult(name, speedup=1.2, psnr_latent=40.0, work_skipped=0.1)]
+    summary = format_summary("t", [{"motion": "static", "results": results}], "motion").splitlines()
+    assert summary[4].startswith(name + " ")
+    table = format_table("t", results).splitlines()
+    assert table[4].startswith(name + " ") and table[1].index("median s") > len(name)
