@@ -17,6 +17,7 @@ This module never imports ComfyUI.
 """
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -158,43 +159,54 @@ def classify_stages(stages):
 
 @dataclass(frozen=True)
 class PruneSettings:
-    ratio: float
+    """The node's settings (its defaults are the node's); ``error()`` is the one check behind prompt validation and
+    ``apply_token_prune``."""
+    ratio: float = 0.5
     iterations: int = 1
-    score_queries: float = 1.0
+    score_queries: float = 0.25
     recovery: str = "similarity"
     dsap: bool = True
     dsap_percent: float = 0.3
-    levels: tuple = None  # None = every stage with at least min_tokens tokens
+    levels: str = AUTO_LEVELS  # "auto" (every stage with at least min_tokens tokens) or downsample factors "1,2"
     min_tokens: int = 1024
     block_start: int = -1  # DiT only: first and last pruned block (inclusive), -1 = the model's default
     block_end: int = -1
 
-    def validate(self):
-        """Raise ValueError with a user-facing message for any setting the node must reject."""
+    def error(self):
+        """The message for invalid settings, or None when they are valid."""
         if not 0.0 <= self.ratio <= MAX_RATIO:
-            raise ValueError(f"ratio must be within [0, {MAX_RATIO}], got {self.ratio}")
+            return f"ratio must be within [0, {MAX_RATIO}], got {self.ratio}"
         if not 0.0 <= self.dsap_percent <= 1.0:
-            raise ValueError(f"dsap_percent must be within [0, 1], got {self.dsap_percent}")
+            return f"dsap_percent must be within [0, 1], got {self.dsap_percent}"
         if self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+            return f"iterations must be at least 1, got {self.iterations}"
         if not 0.0 < self.score_queries <= 1.0:
-            raise ValueError(f"score_queries must be within (0, 1], got {self.score_queries}")
+            return f"score_queries must be within (0, 1], got {self.score_queries}"
         if self.recovery not in RECOVERY_MODES:
-            raise ValueError(f"recovery must be one of {RECOVERY_MODES}, got '{self.recovery}'")
-        if self.levels is not None and not self.levels:
-            raise ValueError("levels is empty: use 'auto' or a comma-separated list of downsample factors")
+            return f"recovery must be one of {RECOVERY_MODES}, got '{self.recovery}'"
+        try:
+            parse_levels(self.levels)
+        except ValueError as err:
+            return str(err)
         if self.block_start < -1 or self.block_end < -1:
-            raise ValueError(f"block_start and block_end must be block indices or -1 (default), got "
-                             f"{self.block_start} and {self.block_end}")
+            return (f"block_start and block_end must be block indices or -1 (default), got {self.block_start} and "
+                    f"{self.block_end}")
         if 0 <= self.block_end < self.block_start:
-            raise ValueError(f"block_end ({self.block_end}) must not be below block_start ({self.block_start})")
+            return f"block_end ({self.block_end}) must not be below block_start ({self.block_start})"
+        return None
 
-    def stage_ratio(self, stage, tokens, sigma, dsap_sigma):
+    @cached_property
+    def level_factors(self):
+        """The selected downsample factors as a tuple, or None for "auto"."""
+        return parse_levels(self.levels)
+
+    def stage_ratio(self, stage, tokens, dsap_early):
         """The ratio this stage prunes at: 0 when its level is not selected, or when DSAP spares it because the
-        step is among the first dsap_percent of sampling (sigma above dsap_sigma; None = no run schedule known)."""
-        selected = tokens >= self.min_tokens if self.levels is None else stage.level in self.levels
+        model call falls in the first dsap_percent of sampling (``dsap_early``)."""
+        levels = self.level_factors
+        selected = tokens >= self.min_tokens if levels is None else stage.level in levels
         if not selected:
             return 0.0
-        if self.dsap and stage.dsap_protected and dsap_sigma is not None and sigma > dsap_sigma:
+        if self.dsap and stage.dsap_protected and dsap_early:
             return 0.0
         return self.ratio

@@ -1,47 +1,79 @@
 """FreeAccel_TokenPrune: AT-EDM attention-driven token pruning (G-WPR ranking, similarity recovery, DSAP) for the
-SD1.5 / SDXL UNet, and for Flux / WAN over a block range (see the DiT section below).
+SD1.5 / SDXL UNet, and for Flux / WAN over a block range (see the DiT section below and ``token_prune_dit``).
 
 UNet hook: every SpatialTransformer of the UNet is replaced, through an object patch on a model clone, by a
 PrunedSpatialTransformer that registers the SAME child modules under the SAME names (so state-dict, LoRA and
 weight-loading keys are unchanged and ComfyUI still moves / patches those weights) and only swaps the forward.
 ComfyUI's unpatch_model puts the original modules back after the run.
+
+DSAP (both hooks): the run state (``integration.run_state``) is the run's window of the first dsap_percent of the
+whole schedule as sigmas (``integration.steps.SigmaWindow``), so KSamplerAdvanced segments and split samplers spare
+the same steps as one run over the schedule.
+
+The private ComfyUI classes the UNet hook subclasses and recognises are imported under a guard: on a ComfyUI that
+renamed one, the node still loads and refuses UNets with a message naming what is missing.
 """
-import dataclasses
 import functools
 import logging
 
 import torch
 from comfy_api.v0_0_2 import io
-import comfy.model_management
-import comfy.model_patcher
 import comfy.patcher_extension
-from comfy.ldm.flux.layers import apply_mod
-from comfy.ldm.flux.math import apply_rope, apply_rope1
-from comfy.ldm.wan.model import WanModel, repeat_e
-from comfy.ldm.modules.attention import SpatialTransformer
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
 
 from ..accel_core.families import require_family
 from ..accel_core.token_prune import (
-    AUTO_LEVELS, MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for,
-    parse_levels, recover_passthrough, recover_residual, recover_similarity, recovery_source, resolve_block_range,
+    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for,
+    recover_passthrough, recover_residual, recover_similarity, recovery_source, resolve_block_range,
     score_query_rows,
 )
 from ..kernels.attention import split_heads
 from ..kernels.tokens import gather_tokens
+from .integration.blocks import chain_block_replacement, drop_block_replacements
+from .integration.run_state import OUTER_SAMPLE, install_run_hook, run_state
+from .integration.steps import SigmaWindow, call_sigma
+from .token_prune_dit import DIT_HOSTS, dit_host
 
-# transformer_options key of the per-run DSAP threshold sigma (set by the OUTER_SAMPLE wrapper)
-DSAP_SIGMA_KEY = "freeaccel_token_prune_dsap_sigma"
-WRAPPER_KEY = "freeaccel_token_prune"
+try:  # private ComfyUI classes: the stage PrunedSpatialTransformer extends, the resamplers that mark the levels
+    from comfy.ldm.modules.attention import SpatialTransformer
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, Upsample
+    _UNET_IMPORT_ERROR = None
+except ImportError as err:
+    SpatialTransformer = Downsample = Upsample = None
+    _UNET_IMPORT_ERROR = err
+
+log = logging.getLogger(__name__)
+
+KEY = "freeaccel_token_prune"  # wrapper, block-replacement owner and run-state key
+
+
+class _DsapRun:
+    """One sampler run's DSAP window: the first dsap_percent of the whole schedule."""
+
+    def __init__(self, dsap_percent, model_sampling, sample_sigmas):
+        # sample_sigmas (this run's part of the schedule) is not used: progress is read from the whole schedule
+        self.window = SigmaWindow(model_sampling, 0.0, dsap_percent)
+        self._call_sigmas, self._early = None, False
+
+    def early(self, sigmas):
+        """True when the model call with ``sigmas`` (its transformer_options["sigmas"]) lies in the window. Reading
+        the sigma waits for the device, so the answer is kept for the call's sigmas tensor, which every stage of
+        one call shares: one wait per model call instead of one per stage."""
+        if sigmas is not self._call_sigmas:
+            self._call_sigmas, self._early = sigmas, self.window.contains(call_sigma(sigmas))
+        return self._early
+
+    def finish(self):
+        self._call_sigmas = None  # nothing to record; drop the device tensor
 
 
 def _scheduled_ratio(settings, stage, tokens, transformer_options):
-    """The ratio `stage` prunes at in this model call (levels / min_tokens selection and the DSAP schedule)."""
-    sigmas = transformer_options.get("sigmas")
-    dsap_sigma = transformer_options.get(DSAP_SIGMA_KEY)
-    needs_sigma = settings.dsap and stage.dsap_protected and sigmas is not None
-    sigma = float(sigmas.max()) if needs_sigma else 0.0
-    return settings.stage_ratio(stage, tokens, sigma, dsap_sigma if needs_sigma else None)
+    """The ratio ``stage`` prunes at in this model call (level selection, and DSAP inside a sampler run)."""
+    early = False
+    if settings.dsap and stage.dsap_protected:  # only then is the call's sigma read
+        dsap = run_state(transformer_options, KEY)
+        sigmas = transformer_options.get("sigmas")
+        early = dsap is not None and sigmas is not None and dsap.early(sigmas)
+    return settings.stage_ratio(stage, tokens, early)
 
 
 class StagePruner:
@@ -83,7 +115,8 @@ def _with_last_middle_patch(transformer_options, patch):
     return options
 
 
-class PrunedSpatialTransformer(SpatialTransformer):
+# nn.Module stands in for the base only on a ComfyUI without SpatialTransformer, where apply_token_prune refuses UNets
+class PrunedSpatialTransformer(SpatialTransformer or torch.nn.Module):
     """A SpatialTransformer (so ComfyUI's forward_timestep_embed passes context and transformer_options to it) that
     shares the original's children and prunes tokens when its stage is scheduled to."""
 
@@ -99,12 +132,20 @@ class PrunedSpatialTransformer(SpatialTransformer):
         self.settings = settings
 
     def forward(self, x, context=None, transformer_options={}):
-        b, c, h, w = x.shape
-        ratio = _scheduled_ratio(self.settings, self.stage, h * w, transformer_options)
+        ratio = _scheduled_ratio(self.settings, self.stage, x.shape[2] * x.shape[3], transformer_options)
         if ratio == 0.0:
             return SpatialTransformer.forward(self, x, context, transformer_options)
-        # The stage skeleton (norm, proj_in, blocks, proj_out, residual) mirrors SpatialTransformer.forward because the
-        # prune/recover steps must sit inside it; the blocks themselves are ComfyUI's modules, called unchanged.
+        return self.forward_pruned(x, context, transformer_options, ratio)
+
+    def forward_pruned(self, x, context, transformer_options, ratio):
+        """SpatialTransformer.forward with the tokens pruned at ``ratio`` after the first self-attention.
+
+        The skeleton (norm, proj_in, blocks, proj_out, residual) mirrors SpatialTransformer.forward because the
+        prune / recover steps sit inside it; the blocks themselves are ComfyUI's modules, called unchanged. A drift
+        test pins the skeleton to ComfyUI's: at ratio 0 every token is kept and, with passthrough recovery, the
+        output equals SpatialTransformer.forward's.
+        """
+        h, w = x.shape[2:]
         blocks = self.transformer_blocks
         if not isinstance(context, list):
             context = [context] * len(blocks)
@@ -174,35 +215,19 @@ def _prunable(stage_module):
     return not first.disable_self_attn and not first.ff_in
 
 
-def _dsap_outer_sample(executor, *args, **kwargs):
-    """Per run: the sigma below which DSAP stops sparing the protected stages, from the model_sampling this run uses
-    (global progress via percent_to_sigma, so split / advanced sampler runs see the same schedule)."""
-    guider = executor.class_obj
-    original_options = guider.model_options
-    guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
-    transformer_options = guider.model_options["transformer_options"]
-    sampling = guider.model_patcher.get_model_object("model_sampling")
-    transformer_options[DSAP_SIGMA_KEY] = sampling.percent_to_sigma(transformer_options[WRAPPER_KEY].dsap_percent)
-    try:
-        return executor(*args, **kwargs)
-    finally:
-        guider.model_options = original_options
-
-
-def apply_token_prune(model, settings):
-    """A clone of the ModelPatcher `model` with every prunable UNet stage replaced by a PrunedSpatialTransformer,
-    or, on Flux / WAN, with a pruned block range (apply_dit_token_prune)."""
-    settings.validate()
-    family = require_family("token_prune", model.model)
-    if family in _DIT_HOSTS:
-        return apply_dit_token_prune(model, settings, family)
+def _prune_unet_stages(model, settings):
+    """A clone of the SD1.5 / SDXL ModelPatcher ``model`` with every prunable stage a PrunedSpatialTransformer."""
+    if _UNET_IMPORT_ERROR is not None:
+        raise RuntimeError(f"token_prune: this ComfyUI lacks the UNet modules TokenPrune replaces and recognises "
+                           f"({_UNET_IMPORT_ERROR}); FreeAccel needs an update for this ComfyUI version")
     diffusion_model = model.get_model_object("diffusion_model")
     entries = [(path, section, level) for path, section, level in unet_stage_paths(diffusion_model)
                if _prunable(model.get_model_object(path))]
     stages = classify_stages([(section, level) for _, section, level in entries])
-    if settings.levels is not None and not any(stage.level in settings.levels for stage in stages):
+    levels = settings.level_factors
+    if levels is not None and not any(stage.level in levels for stage in stages):
         present = sorted({stage.level for stage in stages})
-        raise ValueError(f"token_prune: levels {','.join(map(str, settings.levels))} select no attention stage of "
+        raise ValueError(f"token_prune: levels {','.join(map(str, levels))} select no attention stage of "
                          f"this model; its attention stages are at downsample {','.join(map(str, present))}")
     patched = model.clone()
     for index, ((path, _, _), stage) in enumerate(zip(entries, stages)):
@@ -210,14 +235,12 @@ def apply_token_prune(model, settings):
         if isinstance(original, PrunedSpatialTransformer):  # a TokenPrune earlier in the chain: replace its settings
             original = original.original
         patched.add_object_patch(path, PrunedSpatialTransformer(original, stage, index, settings))
-    patched.model_options["transformer_options"][WRAPPER_KEY] = settings
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _dsap_outer_sample)
-    logging.info("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
-                 "on" if settings.dsap else "off")
+    log.info("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
+             "on" if settings.dsap else "off")
     return patched
 
 
-# --- DiTs (Flux, WAN): a pruned block range through patches_replace["dit"] ----------------------------------------
+# --- DiTs (Flux, WAN): a pruned block range through chained patches_replace["dit"] entries -------------------------
 #
 # Blocks block_start..block_end (inclusive) run on the kept image / video tokens only. At block_start the tokens are
 # ranked by G-WPR over that block's own image-to-image self-attention (q/k recomputed from its modules, RoPE
@@ -232,98 +255,24 @@ CONTROL_KEY = "freeaccel_token_prune_control"  # set for model calls that carry 
 DIT_STAGE = Stage(level=1, dsap_protected=True)  # a DiT range is one stage at the latent's token resolution
 
 
-def _flux_image_qk(block, args):
-    """q, k [B, H, N, D] of a Flux double block's image stream, RoPE applied, computed with the block's modules."""
-    img, vec, pe = args["img"], args["vec"], args["pe"]
-    mod = block.img_mod(vec)[0] if block.modulation else vec[0][0]
-    normed = apply_mod(block.img_norm1(img), 1 + mod.scale, mod.shift)
-    qkv = block.img_attn.qkv(normed)
-    q, k, v = qkv.view(img.shape[0], img.shape[1], 3, block.num_heads, -1).permute(2, 0, 3, 1, 4)
-    q, k = block.img_attn.norm(q, k, v)
-    if pe is not None:
-        q, k = apply_rope(q, k, pe[:, :, args["txt"].shape[1]:])
-    return q, k
+class _BlockRange:
+    """The pruned range first..last of one TokenPrune; ``scoring_block`` is the first block, whose modules rank the
+    tokens (held, not copied: chained block entries are shared by model clones)."""
 
-
-def _wan_token_modulation(vec, x):
-    """WAN's e0 with one row per token ([B, L, 6, C]) when it varies along the sequence (WAN 2.2 TI2V: one row per
-    latent frame), expanded exactly as the block does it; None when it is one row per sample."""
-    return repeat_e(vec, x) if vec.shape[1] > 1 else None
-
-
-def _wan_qk(block, args):
-    """q, k [B, H, L, D] of a WAN block's self-attention, RoPE applied, computed with the block's modules."""
-    x, freqs = args["img"], args["pe"]
-    vec = _wan_token_modulation(args["vec"], x)
-    vec = args["vec"] if vec is None else vec
-    modulation = comfy.model_management.cast_to(block.modulation, dtype=x.dtype, device=x.device).unsqueeze(0)
-    shift, scale = (modulation + vec).unbind(2)[:2]
-    normed = torch.addcmul(shift, block.norm1(x), 1 + scale)
-    attn = block.self_attn
-    b, s = x.shape[:2]
-    q = apply_rope1(attn.norm_q(attn.q(normed)).view(b, s, attn.num_heads, attn.head_dim), freqs)
-    k = apply_rope1(attn.norm_k(attn.k(normed)).view(b, s, attn.num_heads, attn.head_dim), freqs)
-    return q.transpose(1, 2), k.transpose(1, 2)
-
-
-def _flux_kept_args(args, keep_index):
-    """The per-token arguments of a Flux double block restricted to the kept image tokens (text rows untouched)."""
-    pe = args["pe"]
-    if pe is not None:
-        text = args["txt"].shape[1]
-        pe = pe.expand(keep_index.shape[0], *pe.shape[1:])
-        pe = torch.cat((pe[:, :, :text], gather_tokens(pe[:, 0, text:], keep_index).unsqueeze(1)), dim=2)
-    return {"pe": pe}
-
-
-def _wan_kept_args(args, keep_index):
-    """The per-token arguments of a WAN block restricted to the kept tokens: rotary freqs and per-token e0."""
-    freqs = args["pe"]
-    freqs = gather_tokens(freqs.expand(keep_index.shape[0], *freqs.shape[1:]), keep_index)
-    vec = _wan_token_modulation(args["vec"], args["img"])
-    return {"pe": freqs, "vec": args["vec"] if vec is None else gather_tokens(vec, keep_index)}
-
-
-@dataclasses.dataclass(frozen=True)
-class _DitHost:
-    blocks: str             # attribute of diffusion_model holding the prunable blocks ("double_block" keys)
-    description: str        # what the blocks are called in messages
-    default_range: object   # block count -> inclusive default (first, last)
-    qk: object              # (block, args) -> q, k of the block's image self-attention
-    kept_args: object       # (args, keep_index) -> replaced per-token args for the pruned blocks
-
-
-# Defaults (ours): the first block never prunes (its input is the bare patch embedding, whose attention ranks
-# tokens poorly) and on WAN the last block runs on every token before the output head. Flux prunes inside its
-# double-stream blocks only: the single-stream blocks see text and image concatenated.
-_DIT_HOSTS = {
-    "flux": _DitHost("double_blocks", "Flux double-stream blocks", lambda n: (min(1, n - 1), n - 1),
-                     _flux_image_qk, _flux_kept_args),
-    "wan": _DitHost("blocks", "WAN blocks", lambda n: (min(1, n - 1), max(min(1, n - 1), n - 2)),
-                    _wan_qk, _wan_kept_args),
-}
-
-
-class _SharedBlock:
-    """The range's first block, shared rather than copied when ComfyUI deep-copies model_options on clone() (a
-    copy would duplicate the weights and miss later weight patches such as LoRAs)."""
-
-    def __init__(self, module):
-        self.module = module
-
-    def __deepcopy__(self, memo):
-        return self
+    def __init__(self, host, settings, scoring_block, first, last):
+        self.host, self.settings, self.scoring_block = host, settings, scoring_block
+        self.first, self.last = first, last
 
 
 class _RangeState:
     """One model call's pruned range: the keep index, the replaced per-token args and what recovery needs."""
 
-    def __init__(self, host, block, args, settings, first, ratio):
-        img = args["img"]
-        q, k = host.qk(block, args)
-        rows = score_query_rows(img.shape[1], settings.score_queries, first, img.device)
+    def __init__(self, block_range, args, ratio):
+        img, settings = args["img"], block_range.settings
+        q, k = block_range.host.qk(block_range.scoring_block, args)
+        rows = score_query_rows(img.shape[1], settings.score_queries, block_range.first, img.device)
         self.keep_index = keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio)
-        self.kept_args = host.kept_args(args, self.keep_index)
+        self.kept_args = block_range.host.kept_args(args, self.keep_index)
         self.features = img
         self.source = recovery_source(img, self.keep_index) if settings.recovery == "similarity" else None
 
@@ -345,24 +294,18 @@ def _range_ratio(settings, args, transformer_options):
     return _scheduled_ratio(settings, DIT_STAGE, args["img"].shape[1], transformer_options)
 
 
-def _dit_block(host, settings, block, first, last, index, args, extra, previous=None):
-    """patches_replace["dit"] replacement of block `index` of the range first..last (`block`: the _SharedBlock of
-    the range's first block, whose modules score the tokens); chains to `previous`, the replacement installed
-    before it, if any."""
-    original = extra["original_block"]
-
-    def run(block_args):
-        return previous(block_args, extra) if previous is not None else original(block_args)
-
+def _range_block(block_range, index, args, run_block):
+    """Block ``index`` of ``block_range`` (a chained dit replacement; ``run_block`` runs what it replaced). The
+    call's range state lives in its transformer_options from the first block of the range to the last."""
     options = args["transformer_options"]
-    if index == first:
-        ratio = _range_ratio(settings, args, options)
-        options[RANGE_KEY] = _RangeState(host, block.module, args, settings, first, ratio) if ratio > 0.0 else None
+    if index == block_range.first:
+        ratio = _range_ratio(block_range.settings, args, options)
+        options[RANGE_KEY] = _RangeState(block_range, args, ratio) if ratio > 0.0 else None
     state = options.get(RANGE_KEY)
     if state is None:
-        return run(args)
-    out = run(state.pruned(args) if index == first else state.restricted(args))
-    if index == last:
+        return run_block(args)
+    out = run_block(state.pruned(args) if index == block_range.first else state.restricted(args))
+    if index == block_range.last:
         out = dict(out, img=state.recover(out["img"]))
         options[RANGE_KEY] = None
     return out
@@ -377,38 +320,47 @@ def _control_apply_model(executor, *args, **kwargs):
     return executor(x, t, c_concat, c_crossattn, control, transformer_options, *args[6:], **kwargs)
 
 
-def apply_dit_token_prune(model, settings, family):
-    """A clone of the ModelPatcher `model` (Flux or WAN) whose block range prunes tokens."""
+def _prune_block_range(model, settings, family):
+    """A clone of the Flux or WAN ModelPatcher ``model`` whose block range prunes tokens."""
     diffusion_model = model.get_model_object("diffusion_model")
-    if family == "wan" and type(diffusion_model) is not WanModel:
-        raise ValueError(f"token_prune: {type(diffusion_model).__name__} is not supported (VACE and other WAN "
-                         "variants add per-token hints between blocks); use a WAN 2.1 / 2.2 T2V, I2V or TI2V model")
-    host = _DIT_HOSTS[family]
+    host = dit_host(family, diffusion_model)
     blocks = getattr(diffusion_model, host.blocks)
     first, last = resolve_block_range(settings.block_start, settings.block_end, host.default_range(len(blocks)),
                                       len(blocks), host.description)
     patched = model.clone()
-    dit = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
-    for key, replacement in list(dit.items()):
-        if isinstance(replacement, functools.partial) and replacement.func is _dit_block:
-            # an earlier TokenPrune in the chain (its range state would collide with ours): this one replaces it
-            if replacement.keywords["previous"] is None:
-                del dit[key]
-            else:
-                dit[key] = replacement.keywords["previous"]
-    first_block = _SharedBlock(blocks[first])
+    drop_block_replacements(patched, KEY)  # an earlier TokenPrune: its range state would collide with this one's
+    block_range = _BlockRange(host, settings, blocks[first], first, last)
     for index in range(first, last + 1):
-        replacement = functools.partial(_dit_block, host, settings, first_block, first, last, index,
-                                        previous=dit.get(("double_block", index)))
-        patched.set_model_patch_replace(replacement, "dit", "double_block", index)
-    patched.model_options["transformer_options"][WRAPPER_KEY] = settings
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _dsap_outer_sample)
-    if family == "flux":
-        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY,
-                                     _control_apply_model)
-    logging.info("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last,
-                 settings.ratio, "on" if settings.dsap else "off")
+        chain_block_replacement(patched, "double_block", index, functools.partial(_range_block, block_range, index),
+                                KEY)
+    apply_model = comfy.patcher_extension.WrappersMP.APPLY_MODEL
+    if family == "flux" and not patched.get_wrappers(apply_model, KEY):
+        patched.add_wrapper_with_key(apply_model, KEY, _control_apply_model)
+    log.info("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last, settings.ratio,
+             "on" if settings.dsap else "off")
     return patched
+
+
+def apply_token_prune(model, settings):
+    """A clone of the ModelPatcher ``model`` that prunes tokens with ``settings`` (a PruneSettings): in every
+    prunable UNet stage (SD1.5, SDXL) or over a block range (Flux, WAN). A TokenPrune already on ``model`` is
+    replaced. Raises ValueError for invalid settings or an unsupported model, RuntimeError when this ComfyUI lacks
+    an internal that the model family's hook uses."""
+    error = settings.error()
+    if error is not None:
+        raise ValueError(f"token_prune: {error}")
+    family = require_family("token_prune", model.model)
+    if family in DIT_HOSTS:
+        patched = _prune_block_range(model, settings, family)
+    else:
+        patched = _prune_unet_stages(model, settings)
+    patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)  # an earlier TokenPrune's DSAP window
+    if settings.dsap:
+        install_run_hook(patched, KEY, functools.partial(_DsapRun, settings.dsap_percent))
+    return patched
+
+
+_DEFAULTS = PruneSettings()
 
 
 class TokenPruneNode(io.ComfyNode):
@@ -428,40 +380,40 @@ class TokenPruneNode(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="SD1.5 or SDXL (base or refiner), Flux / Chroma or WAN 2.1 / 2.2 "
                                                 "model; a patched clone is returned."),
-                io.Float.Input("ratio", default=0.5, min=0.0, max=MAX_RATIO, step=0.05,
+                io.Float.Input("ratio", default=_DEFAULTS.ratio, min=0.0, max=MAX_RATIO, step=0.05,
                                tooltip="Fraction of tokens pruned in each selected stage (0 = unchanged model). "
                                        "AT-EDM's main SD-XL setting prunes about 0.6."),
-                io.Combo.Input("dsap", options=["on", "off"], default="on",
+                io.Combo.Input("dsap", options=["on", "off"], default="on" if _DEFAULTS.dsap else "off",
                                tooltip="Denoising-steps-aware pruning: during the first dsap_percent of sampling, the "
                                        "first stage of every down level and the last stage of every up level are not "
                                        "pruned (early steps set the layout). off = prune every selected stage always."),
-                io.Float.Input("dsap_percent", default=0.3, min=0.0, max=1.0, step=0.05,
+                io.Float.Input("dsap_percent", default=_DEFAULTS.dsap_percent, min=0.0, max=1.0, step=0.05,
                                tooltip="Part of the sampling (0-1, by sigma) during which DSAP spares those stages."),
-                io.String.Input("levels", default=AUTO_LEVELS,
+                io.String.Input("levels", default=_DEFAULTS.levels,
                                 tooltip="Which resolution levels prune: 'auto' = every stage with at least "
                                         "min_tokens tokens, or downsample factors such as '1,2' (1 = full latent "
                                         "resolution; SDXL has attention at 2 and 4, SD1.5 at 1, 2, 4 and 8; a Flux / "
                                         "WAN block range counts as level 1)."),
-                io.Int.Input("min_tokens", default=1024, min=1, max=1 << 20,
+                io.Int.Input("min_tokens", default=_DEFAULTS.min_tokens, min=1, max=1 << 20,
                              tooltip="With levels = auto: a stage prunes only when it has at least this many tokens "
                                      "(1024 = 32x32 tokens; at 512x512 SD1.5 that is levels 1 and 2, at 1024x1024 "
                                      "SDXL every attention level)."),
-                io.Combo.Input("recovery", options=list(RECOVERY_MODES), default="similarity",
+                io.Combo.Input("recovery", options=list(RECOVERY_MODES), default=_DEFAULTS.recovery,
                                tooltip="How pruned tokens are refilled before the convolutions: similarity = copy "
                                        "the output of the most similar kept token (AT-EDM); passthrough = keep their "
                                        "value from pruning time."),
-                io.Int.Input("iterations", default=1, min=1, max=10,
+                io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
                              tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
                                      "scores; 1 = attention each token receives)."),
-                io.Float.Input("score_queries", default=0.25, min=0.01, max=1.0, step=0.01,
+                io.Float.Input("score_queries", default=_DEFAULTS.score_queries, min=0.01, max=1.0, step=0.01,
                                tooltip="Fraction of query rows (seeded random subset) used to estimate the scores; "
                                        "bounds the scoring cost to this fraction of one attention map per round."),
-                io.Int.Input("block_start", default=-1, min=-1, max=1000,
+                io.Int.Input("block_start", default=_DEFAULTS.block_start, min=-1, max=1000,
                              tooltip="Flux / WAN only: first block that runs on the kept tokens; its self-attention "
                                      "ranks them. Flux counts double-stream blocks (0-18 on Flux dev), WAN its blocks "
                                      "(0-29 on 1.3B / 5B, 0-39 on 14B). -1 = block 1 (the first block always sees "
                                      "every token)."),
-                io.Int.Input("block_end", default=-1, min=-1, max=1000,
+                io.Int.Input("block_end", default=_DEFAULTS.block_end, min=-1, max=1000,
                              tooltip="Flux / WAN only: last block (inclusive) that runs on the kept tokens; after it "
                                      "the pruned tokens are refilled. -1 = the last double-stream block on Flux, the "
                                      "second-to-last block on WAN."),
@@ -470,23 +422,21 @@ class TokenPruneNode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, ratio=0.5, dsap_percent=0.3, levels=AUTO_LEVELS, iterations=1, score_queries=0.25,
-                        recovery="similarity", block_start=-1, block_end=-1):
-        # defaults stand in for inputs fed by links (unknown until execution, where apply_token_prune re-validates)
-        try:
-            PruneSettings(ratio=ratio, dsap_percent=dsap_percent, levels=parse_levels(levels),
-                          iterations=iterations, score_queries=score_queries, recovery=recovery,
-                          block_start=block_start, block_end=block_end).validate()
-        except ValueError as err:
-            return str(err)
-        return True
+    def validate_inputs(cls, ratio=_DEFAULTS.ratio, dsap_percent=_DEFAULTS.dsap_percent, levels=_DEFAULTS.levels,
+                        iterations=_DEFAULTS.iterations, score_queries=_DEFAULTS.score_queries,
+                        recovery=_DEFAULTS.recovery, block_start=_DEFAULTS.block_start,
+                        block_end=_DEFAULTS.block_end):
+        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
+        # unknown here and keeps its default (apply_token_prune checks again).
+        error = PruneSettings(ratio=ratio, dsap_percent=dsap_percent, levels=levels, iterations=iterations,
+                              score_queries=score_queries, recovery=recovery, block_start=block_start,
+                              block_end=block_end).error()
+        return True if error is None else error
 
     @classmethod
-    def execute(cls, model, ratio, dsap, dsap_percent, levels, min_tokens, recovery, iterations, score_queries,
-                block_start=-1, block_end=-1):
-        settings = PruneSettings(ratio=ratio, iterations=iterations, score_queries=score_queries, recovery=recovery,
-                                 dsap=dsap == "on", dsap_percent=dsap_percent, levels=parse_levels(levels),
-                                 min_tokens=min_tokens, block_start=block_start, block_end=block_end)
+    def execute(cls, model, **inputs):
+        # the one conversion of the UI's inputs: dsap is an on / off combo there and a bool in the settings
+        settings = PruneSettings(**dict(inputs, dsap=inputs["dsap"] == "on"))
         return io.NodeOutput(apply_token_prune(model, settings))
 
 

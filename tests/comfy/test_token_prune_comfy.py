@@ -23,7 +23,6 @@ def tp_core(comfy_rt):
 
 
 def _settings(tp_core, ratio, **kwargs):
-    kwargs.setdefault("levels", None)
     kwargs.setdefault("min_tokens", 1)  # the tiny latents are far below the 1024-token default
     return tp_core.PruneSettings(ratio=ratio, **kwargs)
 
@@ -144,6 +143,57 @@ def test_dsap_percent_zero_equals_dsap_off(comfy_rt, tiny, tp_node, tp_core):
     assert torch.equal(off, zero)
 
 
+def test_dsap_spares_the_same_steps_in_two_segments_of_one_schedule(comfy_rt, tiny, tp_node, tp_core):
+    """KSamplerAdvanced segments / split samplers (steps 0-4 and 4-8 of one 8-step schedule) prune at every step
+    exactly as one run over the schedule does: dsap_percent is a fraction of the whole schedule."""
+    steps = 8
+    case = tiny.build("sd15")
+    recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5,
+                                                                                             dsap_percent=0.5)))
+    tiny.sample(case, model=recorded, steps=steps, cfg=1.0)  # cfg 1: one model call per step
+    one_run = list(seen)
+    seen.clear()
+    high = tiny.sample(case, model=recorded, steps=steps, cfg=1.0, start_step=0, last_step=4)
+    tiny.sample(case, model=recorded, steps=steps, cfg=1.0, start_step=4, last_step=steps, latent=high)
+    assert seen == one_run
+    per_step = len(one_run) // steps
+    step_tokens = [sum(tokens for _, _, tokens in one_run[i * per_step:(i + 1) * per_step]) for i in range(steps)]
+    # the first half of the schedule is spared; a per-segment reading would also spare steps 4 and 5
+    assert step_tokens[:4] == [step_tokens[0]] * 4 and step_tokens[4:] == [step_tokens[-1]] * 4
+    assert step_tokens[0] > step_tokens[-1]
+
+
+def test_dsap_window_excludes_its_end(comfy_rt, tiny, tp_node):
+    """At the sigma of dsap_percent itself a protected stage already prunes (the window is [0, dsap_percent))."""
+    sampling = tiny.build("sd15").patcher.get_model_object("model_sampling")
+    run = tp_node._DsapRun(0.5, sampling, None)
+    threshold = sampling.percent_to_sigma(0.5)
+    assert not run.early(torch.tensor([threshold, threshold], dtype=torch.float64))
+    assert run.early(torch.tensor([threshold * 1.001], dtype=torch.float64))
+
+
+def test_dsap_reads_the_sigma_once_per_model_call(comfy_rt, tiny, tp_node, tp_core, monkeypatch):
+    """The call's sigma (a device -> host wait) is read once per model call, not once per DSAP-protected stage."""
+    reads = []
+    read_sigma = tp_node.call_sigma
+    monkeypatch.setattr(tp_node, "call_sigma", lambda sigmas: reads.append(sigmas) or read_sigma(sigmas))
+    case = tiny.build("sd15")
+    tiny.sample(case, model=tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5)), steps=3, cfg=1.0)
+    assert len(reads) == 3  # one model call per step, six protected stages in each
+
+
+def test_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node, tp_core):
+    """A second TokenPrune takes the place of the first: its stages and its DSAP window."""
+    case = tiny.build("sd15")
+    first = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.7, dsap_percent=0.9,
+                                                              recovery="passthrough"))
+    second = tp_node.apply_token_prune(first, _settings(tp_core, 0.3, dsap_percent=0.2))
+    direct = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.3, dsap_percent=0.2))
+    assert torch.equal(tiny.sample(case, model=second), tiny.sample(case, model=direct))
+    outer_sample = comfy_rt.pack_module("nodes.integration.run_state").OUTER_SAMPLE
+    assert len(second.get_wrappers(outer_sample, tp_node.KEY)) == 1
+
+
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 def test_batch_elements_are_pruned_independently(comfy_rt, tiny, tp_node, tp_core, family):
     """Scores and keep sets are per batch element: a batch of two equals the two elements run alone."""
@@ -228,7 +278,7 @@ def test_levels_select_stages(comfy_rt, tiny, tp_node, tp_core):
     height, width = 16, 24
     case = tiny.build("sdxl", height=height, width=width)  # attention at downsample 2 and 4
     recorded, seen = _record_attn2_tokens(tp_node.apply_token_prune(
-        case.patcher, _settings(tp_core, 0.5, dsap=False, levels=(4,))))
+        case.patcher, _settings(tp_core, 0.5, dsap=False, levels="4")))
     tiny.sample(case, model=recorded, steps=1)
     for _, _, tokens in seen:
         assert tokens in (_stage_tokens(height, width, 2), tp_core.kept_count(_stage_tokens(height, width, 4), 0.5))
@@ -239,7 +289,7 @@ def test_levels_select_stages(comfy_rt, tiny, tp_node, tp_core):
                                                 _stage_tokens(height, width, 4)}
     with pytest.raises(ValueError, match="levels 1 select no attention stage of this model; its attention stages "
                                          "are at downsample 2,4"):
-        tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, levels=(1,)))
+        tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, levels="1"))
 
 
 SUPPORTED = "supported families: SD 1.5, SDXL, Flux / Chroma, WAN 2.1 / 2.2"
@@ -336,7 +386,8 @@ def test_dit_ratio_zero_is_bit_identical_and_nothing_stays_patched(comfy_rt, tin
     assert torch.equal(tiny.sample(case, model=pruned, steps=2), out)  # per-call state does not leak between runs
     assert torch.equal(tiny.sample(case, steps=2), reference)
     assert "dit" not in case.patcher.model_options["transformer_options"].get("patches_replace", {})
-    assert tp_node.WRAPPER_KEY not in case.patcher.model_options["transformer_options"]
+    assert not case.patcher.get_wrappers(comfy_rt.pack_module("nodes.integration.run_state").OUTER_SAMPLE,
+                                         tp_node.KEY)
 
 
 @pytest.mark.parametrize("family,block_range,expected", [("flux", (-1, -1), (1, 3)), ("flux", (0, 0), (0, 0)),
@@ -525,23 +576,26 @@ def test_dit_block_range_errors(comfy_rt, tiny, tp_node, tp_core):
     assert node.validate_inputs(block_start=3, block_end=-1) is True
 
 
+def _adacache(comfy_rt, model):
+    """``model`` with AdaCache's fast_30 preset (it reuses steps on the tiny WAN)."""
+    settings = comfy_rt.pack_module("accel_core.adacache").AdaCacheSettings(preset="fast_30")
+    return comfy_rt.pack_module("nodes.adacache").apply_adacache(model, settings)
+
+
 def test_dit_chains_after_adacache(comfy_rt, tiny, tp_node, tp_core):
     """TokenPrune on an AdaCache model wraps AdaCache's block replacements instead of replacing them (on the tiny
     WAN AdaCache reuses steps, so the result differs from TokenPrune alone)."""
-    adacache = comfy_rt.node_class("FreeAccel_AdaCache")
     case = tiny.build("wan21")
-    cached = adacache.execute(case.patcher, "fast_30", "", -1, False, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    cached = _adacache(comfy_rt, case.patcher)
     settings = _settings(tp_core, 0.5)
     both = tp_node.apply_token_prune(cached, settings)
-    chained = both.model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 1)].keywords[
-        "previous"]
-    assert chained.func is comfy_rt.pack_module("nodes.adacache")._block_replacement  # (model options are copied)
+    entry = both.model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 1)]
+    assert entry.owner == tp_node.KEY and entry.previous.owner == comfy_rt.pack_module("nodes.adacache").KEY
     out = tiny.sample(case, model=both, steps=10)
     pruned_only = tiny.sample(case, model=tp_node.apply_token_prune(case.patcher, settings), steps=10)
     assert torch.isfinite(out).all() and not torch.equal(out, pruned_only)
     assert torch.equal(tiny.sample(case, model=cached, steps=10),
-                       tiny.sample(case, model=adacache.execute(case.patcher, "fast_30", "", -1, False, 0.0, 1.0,
-                                                                False, 0.385, 8.0).result[0], steps=10))
+                       tiny.sample(case, model=_adacache(comfy_rt, case.patcher), steps=10))
 
 
 def test_dit_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node, tp_core):
@@ -557,14 +611,119 @@ def test_dit_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node,
     assert [call["img"] for call in seen] == [tokens, tokens, tp_core.kept_count(tokens, 0.6), tokens]
     assert torch.equal(out, tiny.sample(case, model=direct, steps=1))
     replacement = second.clone().model_options["transformer_options"]["patches_replace"]["dit"][("double_block", 2)]
-    assert replacement.args[2].module is case.patcher.model.diffusion_model.blocks[2]
+    assert replacement.handler.args[0].scoring_block is case.patcher.model.diffusion_model.blocks[2]
 
 
 def test_adacache_after_token_prune_fails_with_the_order_to_use(comfy_rt, tiny, tp_node, tp_core):
     """AdaCache applied to a TokenPrune model would measure its metric block on pruned tokens; it says what to do."""
-    adacache = comfy_rt.node_class("FreeAccel_AdaCache")
     case = tiny.build("wan21")
     pruned = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
-    both = adacache.execute(pruned, "fast_30", "", -1, False, 0.0, 1.0, False, 0.385, 8.0).result[0]
+    both = _adacache(comfy_rt, pruned)
     with pytest.raises(ValueError, match=r"Apply AdaCache first and the pruning node after it"):
         tiny.sample(case, model=both, steps=4)
+
+
+# --- drift: what TokenPrune copies from ComfyUI, pinned against ComfyUI itself -------------------------------------
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_pruned_stage_skeleton_equals_comfyui_spatial_transformer(comfy_rt, tiny, tp_node, tp_core, family):
+    """PrunedSpatialTransformer.forward_pruned mirrors SpatialTransformer.forward: keeping every token (ratio 0 on the
+    pruned path) with passthrough recovery, it gives ComfyUI's output bit for bit on every stage."""
+    import comfy.model_management
+    import comfy.utils
+    case = tiny.build(family)
+    comfy.model_management.load_models_gpu([case.patcher])
+    settings = _settings(tp_core, 0.5, recovery="passthrough")
+    generator = torch.Generator().manual_seed(4)
+    paths = tp_node.unet_stage_paths(case.patcher.model.diffusion_model)
+    assert paths
+    for index, (path, _, _) in enumerate(paths):
+        original = comfy.utils.get_attr(case.patcher.model, path)
+        stage = tp_node.PrunedSpatialTransformer(original, tp_core.Stage(1, False), index, settings)
+        block = original.transformer_blocks[0]
+        x = torch.randn(2, original.in_channels, 5, 7, generator=generator)
+        context = torch.randn(2, CONTEXT_TOKENS, block.attn2.to_k.in_features, generator=generator)
+        with torch.no_grad():
+            expected = original(x, context=context, transformer_options={})
+            pruned_path = stage.forward_pruned(x, context, {}, 0.0)
+        assert torch.equal(pruned_path, expected), path
+
+
+def _captured_self_attention_qk(comfy_rt, tiny, case, block_index, qk):
+    """(q, k recomputed by ``qk`` from the block's arguments, q, k of the block's first attention call as ComfyUI
+    hands them to attention) for block ``block_index`` of one sampling step, both [B, H, L, D]."""
+    attention = comfy_rt.pack_module("nodes.integration.attention")
+    recomputed, captured, inside = [], [], []
+
+    def replacement(args, extra):
+        recomputed.append(qk(args))
+        inside.append(True)
+        try:
+            return extra["original_block"](args)
+        finally:
+            inside.clear()
+
+    def capture(call):
+        if inside and len(captured) < len(recomputed):  # the block's first attention: its self-attention
+            captured.append((call.q, call.k))
+        return call.next()
+
+    model = case.patcher.clone()
+    model.set_model_patch_replace(replacement, "dit", "double_block", block_index)
+    attention.install_attention_override(model, capture)
+    tiny.sample(case, model=model, steps=1)
+    assert len(recomputed) == len(captured) == 1  # cond and uncond in one batch
+    return recomputed[0], captured[0]
+
+
+@pytest.mark.parametrize("family", DIT_FAMILIES)
+def test_recomputed_qk_equal_what_comfyui_passes_to_attention(comfy_rt, tiny, family):
+    """_flux_image_qk / _wan_qk re-implement the block math before attention: they must give the q / k that
+    ComfyUI's own block hands to attention (Flux: the image part of the joint attention, text first)."""
+    dit = comfy_rt.pack_module("nodes.token_prune_dit")
+    host = dit.DIT_HOSTS["flux" if family == "flux" else "wan"]
+    case = tiny.build(family)
+    block = getattr(case.patcher.model.diffusion_model, host.blocks)[1]
+    texts = []
+
+    def qk(args):
+        texts.append(args["txt"].shape[1] if family == "flux" else 0)
+        return host.qk(block, args)
+
+    (q, k), (joint_q, joint_k) = _captured_self_attention_qk(comfy_rt, tiny, case, 1, qk)
+    text = texts[0]
+    assert q.shape == joint_q[:, :, text:].shape
+    assert torch.equal(q, joint_q[:, :, text:]) and torch.equal(k, joint_k[:, :, text:])
+
+
+def _module_copy(comfy_rt, name, monkeypatch):
+    """A fresh import of the pack's ``nodes.<name>`` under another module name (the loaded one stays as it is)."""
+    import importlib.util
+    import sys
+    loaded = comfy_rt.pack_module(f"nodes.{name}")
+    spec = importlib.util.spec_from_file_location(f"{loaded.__package__}.{name}_copy", loaded.__file__)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("family,module,name", [("sd15", "comfy.ldm.modules.attention", "SpatialTransformer"),
+                                                ("sdxl", "comfy.ldm.modules.diffusionmodules.openaimodel",
+                                                 "Downsample"),
+                                                ("flux", "comfy.ldm.flux.math", "apply_rope"),
+                                                ("wan21", "comfy.ldm.wan.model", "repeat_e")])
+def test_a_renamed_comfyui_internal_disables_only_its_family(comfy_rt, tiny, tp_node, tp_core, monkeypatch, family,
+                                                             module, name):
+    """A ComfyUI without one of the private names TokenPrune uses still imports the node's modules; applying it to
+    a family that needs the name fails with a message naming it."""
+    import importlib
+    case = tiny.build(family)
+    monkeypatch.delattr(importlib.import_module(module), name)
+    if family in ("sd15", "sdxl"):
+        apply = _module_copy(comfy_rt, "token_prune", monkeypatch).apply_token_prune
+    else:
+        monkeypatch.setattr(tp_node, "dit_host", _module_copy(comfy_rt, "token_prune_dit", monkeypatch).dit_host)
+        apply = tp_node.apply_token_prune
+    with pytest.raises(RuntimeError, match=f"token_prune: this ComfyUI lacks .*'{name}'.*FreeAccel needs an update"):
+        apply(case.patcher, _settings(tp_core, 0.5))

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -164,33 +165,38 @@ def test_classify_stages_sdxl():
 
 def test_stage_ratio_dsap_and_levels():
     protected, plain = tp.Stage(1, True), tp.Stage(1, False)
-    settings = tp.PruneSettings(ratio=0.5, dsap=True, dsap_percent=0.3, levels=None, min_tokens=1024)
-    assert settings.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=5.0) == 0.0  # early: spared
-    assert settings.stage_ratio(protected, 4096, sigma=5.0, dsap_sigma=5.0) == 0.5  # at the threshold: prunes
-    assert settings.stage_ratio(plain, 4096, sigma=10.0, dsap_sigma=5.0) == 0.5
-    assert settings.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=None) == 0.5  # no run schedule
-    assert settings.stage_ratio(plain, 1023, sigma=1.0, dsap_sigma=5.0) == 0.0  # below min_tokens
+    settings = tp.PruneSettings(ratio=0.5, dsap=True, dsap_percent=0.3, levels="auto", min_tokens=1024)
+    assert settings.stage_ratio(protected, 4096, dsap_early=True) == 0.0  # early: spared
+    assert settings.stage_ratio(protected, 4096, dsap_early=False) == 0.5  # later, or no run schedule: prunes
+    assert settings.stage_ratio(plain, 4096, dsap_early=True) == 0.5
+    assert settings.stage_ratio(plain, 1023, dsap_early=False) == 0.0  # below min_tokens
     off = tp.PruneSettings(ratio=0.5, dsap=False)
-    assert off.stage_ratio(protected, 4096, sigma=10.0, dsap_sigma=5.0) == 0.5
-    chosen = tp.PruneSettings(ratio=0.3, dsap=False, levels=(2,))
-    assert chosen.stage_ratio(tp.Stage(2, False), 16, 1.0, None) == 0.3
-    assert chosen.stage_ratio(tp.Stage(1, False), 1 << 20, 1.0, None) == 0.0
+    assert off.stage_ratio(protected, 4096, dsap_early=True) == 0.5
+    chosen = tp.PruneSettings(ratio=0.3, dsap=False, levels="2")
+    assert chosen.stage_ratio(tp.Stage(2, False), 16, False) == 0.3
+    assert chosen.stage_ratio(tp.Stage(1, False), 1 << 20, False) == 0.0
 
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"ratio": -0.1}, r"ratio must be within \[0, 0.95\]"), ({"ratio": 0.96}, r"ratio must be within"),
     ({"ratio": 0.5, "dsap_percent": 1.5}, r"dsap_percent must be within \[0, 1\]"),
-    ({"ratio": 0.5, "dsap_percent": -0.01}, "dsap_percent"), ({"ratio": 0.5, "levels": ()}, "levels is empty"),
+    ({"ratio": 0.5, "dsap_percent": -0.01}, "dsap_percent"), ({"ratio": 0.5, "levels": " , "}, "levels is empty"),
+    ({"levels": "1,3"}, "'3' is not a downsample factor"),
     ({"ratio": 0.5, "iterations": 0}, "iterations"), ({"ratio": 0.5, "score_queries": 0.0}, "score_queries"),
     ({"ratio": 0.5, "recovery": "mean"}, "recovery must be one of")])
 def test_settings_validation(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        tp.PruneSettings(**kwargs).validate()
+    assert re.search(message, tp.PruneSettings(**kwargs).error())
 
 
 def test_settings_boundaries_accepted():
-    tp.PruneSettings(ratio=0.0, dsap_percent=0.0).validate()
-    tp.PruneSettings(ratio=0.95, dsap_percent=1.0, levels=(1,)).validate()
+    assert tp.PruneSettings().error() is None  # the defaults (the node's) are valid
+    assert tp.PruneSettings(ratio=0.0, dsap_percent=0.0).error() is None
+    assert tp.PruneSettings(ratio=0.95, dsap_percent=1.0, levels="1").error() is None
+
+
+def test_settings_levels_text():
+    assert tp.PruneSettings(levels=" AUTO ").level_factors is None
+    assert tp.PruneSettings(levels="8,4").level_factors == (4, 8)
 
 
 def test_recover_residual_hand_computed():
@@ -231,6 +237,5 @@ def test_resolve_block_range_rejects(start, end):
                                                (0, -3, "must be block indices or -1"),
                                                (3, 2, r"block_end \(2\) must not be below block_start \(3\)")])
 def test_settings_block_range_validation(start, end, message):
-    with pytest.raises(ValueError, match=message):
-        tp.PruneSettings(ratio=0.5, block_start=start, block_end=end).validate()
-    tp.PruneSettings(ratio=0.5, block_start=3, block_end=-1).validate()
+    assert re.search(message, tp.PruneSettings(ratio=0.5, block_start=start, block_end=end).error())
+    assert tp.PruneSettings(ratio=0.5, block_start=3, block_end=-1).error() is None
