@@ -110,6 +110,11 @@ def _captured_run(sample_fn, model):
     handler = _StepLogCapture()
     root = logging.getLogger()
     previous_level = root.level
+    # the capture needs INFO records; the handlers already there keep showing only what they showed before (no
+    # "Requested to load" chatter from ComfyUI in the bench output)
+    shown = [(other, other.level) for other in root.handlers]
+    for other, level in shown:
+        other.setLevel(max(level, previous_level))
     root.addHandler(handler)
     root.setLevel(min(previous_level, logging.INFO))
     try:
@@ -123,6 +128,8 @@ def _captured_run(sample_fn, model):
     finally:
         root.removeHandler(handler)
         root.setLevel(previous_level)
+        for other, level in shown:
+            other.setLevel(level)
     return output, flops, attention, memory.peak_bytes, handler.lines
 
 

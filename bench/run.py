@@ -2,7 +2,8 @@
 
     python -m bench.run --workflow workflows/wan21_t2v_adacache.json          # run a bundled workflow (real weights)
     python -m bench.run --workflow workflows/wan21_t2v_adacache.json --tiny   # same graph with tiny random models
-    python -m bench.run --bench --tiny                                        # every technique's variants vs baseline
+    python -m bench.run --bench --tiny                                        # a quick representative subset
+    python -m bench.run --bench --tiny --full                                 # every technique on every family
     python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
     python -m bench.run --bench --trained                                     # tiny WAN trained on procedural clips
 
@@ -31,6 +32,11 @@ TECHNIQUES = {
     "temporal_prune": "variants_temporal_prune",
     "local_window": "variants_local_window",
 }
+# --bench --tiny without --full, --techniques or --families: one representative family per technique, chosen so that
+# a newcomer's first run takes minutes, not the half hour of the full set (TokenPrune's UNets at 512²/1024²-equivalent
+# latents alone take over 20 minutes).
+QUICK = (("attention_backend", "wan21"), ("adacache", "wan21"), ("adacache", "flux"), ("temporal_prune", "wan21"),
+         ("token_prune", "wan21"), ("local_window", "wan21"))
 VIDEO_FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "svd")
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")
 
@@ -47,9 +53,12 @@ def parse_args(argv=None):
                              "config), loaded by UNETLoader, benchmarked per motion class")
     parser.add_argument("--train-steps", type=int, default=None,
                         help="training steps for --trained (default: bench.train_tiny's DEFAULT_STEPS)")
-    parser.add_argument("--techniques", default=",".join(TECHNIQUES),
+    parser.add_argument("--techniques", default="",
                         help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
     parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
+    parser.add_argument("--full", action="store_true",
+                        help="--bench --tiny: every technique on every family (without it, and without --techniques "
+                             "or --families, a quick subset: " + ", ".join(f"{t}/{f}" for t, f in QUICK) + ")")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: each technique's own)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median is reported)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for bench.json and bench.png")
@@ -110,13 +119,16 @@ def run_workflow(runtime, args):
 
 
 def _tiny_cases(args):
-    """(technique, module, family) triples selected by --techniques / --families (--trained: WAN 2.1 only)."""
+    """(technique, module, family) triples selected by --techniques / --families / --full (--trained: WAN 2.1 only)."""
+    quick = not (args.full or args.trained or args.techniques or args.families)
     wanted_families = {"wan21"} if args.trained else {f for f in args.families.split(",") if f}
-    for technique in [t for t in args.techniques.split(",") if t]:
+    for technique in [t for t in (args.techniques or ",".join(TECHNIQUES)).split(",") if t]:
         if technique not in TECHNIQUES:
             raise SystemExit(f"unknown technique {technique!r}; known: {', '.join(TECHNIQUES)}")
         module = importlib.import_module(f".{TECHNIQUES[technique]}", __package__)
         for family in module.FAMILIES:
+            if quick and (technique, family) not in QUICK:
+                continue
             if not wanted_families or family in wanted_families:
                 yield technique, module, family
 

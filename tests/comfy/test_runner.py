@@ -22,6 +22,17 @@ def bench_nodes(comfy_rt, tiny_nodes):
     return comfy_rt
 
 
+def test_tiny_bench_default_is_the_quick_subset_and_full_is_everything(comfy_rt):
+    def selected(*flags):
+        return [(technique, family) for technique, _, family in run._tiny_cases(run.parse_args(["--bench", "--tiny",
+                                                                                                 *flags]))]
+    assert sorted(selected()) == sorted(run.QUICK)
+    everything = selected("--full")
+    assert set(run.QUICK) < set(everything) and {t for t, _ in everything} == set(run.TECHNIQUES)
+    assert selected("--techniques", "adacache") == [p for p in everything if p[0] == "adacache"]
+    assert selected("--families", "sd15") == [p for p in everything if p[1] == "sd15"]
+
+
 def test_tiny_bench_writes_table_json_and_png(bench_nodes, tmp_path, capsys):
     args = run.parse_args(["--bench", "--tiny", "--techniques", "attention_backend", "--families", "wan21",
                            "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
