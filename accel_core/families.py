@@ -30,10 +30,11 @@ SUPPORT = {
         for f in ("wan", "hunyuan_video", "ltxv", "mochi", "flux", "qwen_image")
     },
     "token_prune": {
-        "sd15": "object patch on each SpatialTransformer",
-        "sdxl": "object patch on each SpatialTransformer",
-        "flux": f"{_DIT_BLOCKS} on a range of double-stream blocks (+ OUTER_SAMPLE / APPLY_MODEL wrappers)",
-        "wan": f"{_DIT_BLOCKS} on a block range (+ OUTER_SAMPLE wrapper)",
+        "sd15": "object patch on each SpatialTransformer + OUTER_SAMPLE run state (DSAP window)",
+        "sdxl": "object patch on each SpatialTransformer + OUTER_SAMPLE run state (DSAP window)",
+        "flux": f"{_DIT_BLOCKS} chained on a range of double-stream blocks + OUTER_SAMPLE run state (DSAP window) / "
+                "APPLY_MODEL wrapper (ControlNet calls run unpruned)",
+        "wan": f"{_DIT_BLOCKS} chained on a block range + OUTER_SAMPLE run state (DSAP window)",
     },
     "temporal_prune": {
         "svd": "object patch on each time_stack attention module's forward + OUTER_SAMPLE run state / APPLY_MODEL "
