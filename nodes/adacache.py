@@ -235,6 +235,7 @@ class AdaCacheNode(io.ComfyNode):
             node_id="FreeAccel_AdaCache",
             display_name="AdaCache + MoReg",
             category="FreeAccel/caching",
+            is_experimental=True,  # until measured on real weights
             description=_DESCRIPTION,
             inputs=[
                 io.Model.Input("model", tooltip="A WAN 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, Flux/Chroma or "

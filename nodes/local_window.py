@@ -82,6 +82,7 @@ class LocalWindowAttentionNode(io.ComfyNode):
             node_id="FreeAccel_LocalWindowAttention",
             display_name="Local Window Attention",
             category="FreeAccel/attention",
+            is_experimental=True,  # until measured on real weights
             description="Video DiT self-attention restricted, in a block range and a step range, to a local window "
                         "around each video query: +-frames latent frames and a height x width token window. Text "
                         "tokens of joint attention stay visible. Fewer attention FLOPs; a window covering the whole "

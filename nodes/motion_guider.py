@@ -263,6 +263,7 @@ class MotionTransferGuiderNode(io.ComfyNode):
             node_id="FreeAccel_MotionTransferGuider",
             display_name="Motion Transfer Guider (FastVMT)",
             category="FreeAccel/motion",
+            is_experimental=True,  # until measured on real weights
             description="Training-free video motion transfer for WAN (for SamplerCustomAdvanced): at the first "
                         "guided steps the latent is optimised so that its attention motion flow matches the "
                         "reference video's (DiTFlow), with FastVMT's local-window AMF and gradient reuse. Start from "

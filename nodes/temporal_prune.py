@@ -223,6 +223,7 @@ class TemporalAttnPruneNode(io.ComfyNode):
             node_id="FreeAccel_TemporalAttnPrune",
             display_name="TemporalAttnPrune (F3)",
             category="FreeAccel/pruning",
+            is_experimental=True,  # until measured on real weights
             description="F3-style pruning of temporal attention: during a few calibration steps it measures how much "
                         "attention each temporal unit sends to OTHER frames, then prunes the lowest-ranked fraction "
                         "for the rest of the run. SVD: units are the time_stack attention modules. WAN, "

@@ -370,6 +370,7 @@ class TokenPruneNode(io.ComfyNode):
             node_id="FreeAccel_TokenPrune",
             display_name="TokenPrune (G-WPR / DSAP)",
             category="FreeAccel/pruning",
+            is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
                         "G-WPR (a PageRank over the first self-attention map), runs the rest of the stage on the "
                         "top tokens only and refills the pruned ones from their most similar kept token before the "

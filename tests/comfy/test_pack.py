@@ -130,3 +130,9 @@ def test_a_node_module_that_fails_to_import_leaves_the_others_loaded(comfy_rt, c
     assert [node.GET_SCHEMA().node_id for node in loaded] == ["FreeAccel_AdaCache", "FreeAccel_AttentionBackend"]
     assert "the nodes of renamed_by_a_comfyui_update could not be loaded" in caplog.text
     assert "ModuleNotFoundError" in caplog.text  # the traceback says why
+
+
+def test_technique_nodes_are_experimental_until_measured_on_real_weights(comfy_rt):
+    for node_id in EXPECTED_NODES - {"FreeAccel_AttentionBackend"}:
+        assert comfy_rt.node_class(node_id).GET_SCHEMA().is_experimental, node_id
+    assert not comfy_rt.node_class("FreeAccel_AttentionBackend").GET_SCHEMA().is_experimental
