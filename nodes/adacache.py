@@ -18,25 +18,13 @@ from ..accel_core import adacache
 from ..accel_core.adacache import AdaCacheSettings
 from ..accel_core.families import FAMILIES, is_video, require_family
 from .integration.blocks import chain_block_replacement
+from .integration.families import ADAPTERS, block_keys
 from .integration.run_state import install_run_hook, run_state
 from .integration.steps import SigmaWindow, call_sigma
 
 log = logging.getLogger(__name__)
 
 KEY = "freeaccel_adacache"  # wrapper, block-replacement owner and run-state key
-
-# family -> ordered block lists of the stack: (attribute of diffusion_model, patches_replace block name)
-_STACKS = {
-    "wan": (("blocks", "double_block"),),
-    "hunyuan_video": (("double_blocks", "double_block"), ("single_blocks", "single_block")),
-    "ltxv": (("transformer_blocks", "double_block"),),
-    "mochi": (("blocks", "double_block"),),
-    "flux": (("double_blocks", "double_block"), ("single_blocks", "single_block")),
-    "qwen_image": (("transformer_blocks", "double_block"),),
-}
-# Single-stream blocks see text and image tokens concatenated: Flux/Chroma put text first, HunyuanVideo image first.
-_TEXT_FIRST = {"flux": True, "hunyuan_video": False}
-
 
 @dataclasses.dataclass(frozen=True)
 class _BlockRole:
@@ -45,13 +33,6 @@ class _BlockRole:
     exit: bool         # last block: its output gives the stack residual
     metric: bool       # distance and motion are measured on this block's residual
     text_first: bool   # layout of concatenated tokens in single-stream blocks
-
-
-def _stack_keys(family, diffusion_model):
-    keys = []
-    for attribute, kind in _STACKS[family]:
-        keys += [(kind, i) for i in range(len(getattr(diffusion_model, attribute, ())))]
-    return keys
 
 
 def _metric_index(metric_block, block_count):
@@ -201,14 +182,14 @@ def apply_adacache(model, settings):
     if settings.moreg and not is_video(family):
         raise ValueError(f"AdaCache: MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
                          "single images; turn moreg off for this model")
-    keys = _stack_keys(family, model.get_model_object("diffusion_model"))
+    keys = block_keys(family, model.get_model_object("diffusion_model"))
     if not keys:
         raise ValueError(f"AdaCache: found no transformer blocks in this {FAMILIES[family][0]} model")
     metric = _metric_index(settings.metric_block, len(keys))
     patched = model.clone()
     for i, (kind, index) in enumerate(keys):
         role = _BlockRole(kind, entry=i == 0, exit=i == len(keys) - 1, metric=i == metric,
-                          text_first=_TEXT_FIRST.get(family, True))
+                          text_first=ADAPTERS[family].text_first)
         chain_block_replacement(patched, kind, index, functools.partial(_block, role), KEY)
     install_run_hook(patched, KEY, functools.partial(_RunContext, settings))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, _calc_cond_batch_wrapper)

@@ -17,7 +17,8 @@ from ..kernels.local_window import IMPLEMENTATIONS, VideoLayout, covers_everythi
 from .integration.attention import install_attention_override
 from .integration.compat import report_block_info
 from .integration.steps import SigmaWindow, call_sigma
-from .integration.token_layout import ModelCall, token_layout
+from .integration.families import double_blocks, token_layout
+from .integration.token_layout import ModelCall
 
 KEY = "freeaccel_local_window"  # APPLY_MODEL wrapper key, and the transformer_options key of the call's ModelCall
 
@@ -28,7 +29,7 @@ def _apply_model(family, settings, executor, x, t, c_concat, c_crossattn, contro
     base_model = executor.class_obj
     if SigmaWindow(base_model.model_sampling, settings.start_percent, settings.end_percent).contains(call_sigma(t)):
         layout, _ = token_layout(family, base_model, x, c_crossattn, conds)
-        call = ModelCall(layout, len(getattr(base_model.diffusion_model, "double_blocks", ())))
+        call = ModelCall(layout, len(double_blocks(family, base_model.diffusion_model)))
         transformer_options = dict(transformer_options, **{KEY: call})
     return executor(x, t, c_concat, c_crossattn, control, transformer_options, **conds)
 

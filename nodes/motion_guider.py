@@ -22,7 +22,7 @@ from ..accel_core.motion_transfer import MotionTransferSettings
 from .integration.attention import install_attention_override
 from .integration.blocks import chain_block_replacement
 from .integration.rope_autograd import ensure_rope_backward
-from .integration.token_layout import token_layout
+from .integration.families import double_blocks, token_layout
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def motion_transfer_guider(model, positive, negative, reference, settings, refer
         family = require_family("motion_transfer", model.model)
         samples = reference["samples"]
         check_reference(samples)
-        amf_block = min(settings.amf_block, len(model.get_model_object("diffusion_model").blocks) - 1)
+        amf_block = min(settings.amf_block, len(double_blocks(family, model.get_model_object("diffusion_model"))) - 1)
         patched = model.clone()
         chain_block_replacement(patched, "double_block", amf_block, _amf_block, KEY)
         install_attention_override(patched, _capture_attention)

@@ -29,7 +29,8 @@ from .integration.attention import install_attention_override
 from .integration.compat import report_block_info
 from .integration.run_state import install_run_hook, run_state
 from .integration.steps import SigmaWindow, call_sigma
-from .integration.token_layout import ModelCall, token_layout
+from .integration.families import token_layout
+from .integration.token_layout import ModelCall
 
 log = logging.getLogger(__name__)
 

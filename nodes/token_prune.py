@@ -29,6 +29,7 @@ from ..accel_core.token_prune import (
 from ..kernels.attention import split_heads
 from ..kernels.tokens import gather_tokens
 from .integration.blocks import chain_block_replacement, drop_block_replacements
+from .integration.families import double_blocks
 from .integration.run_state import OUTER_SAMPLE, install_run_hook, run_state
 from .integration.steps import SigmaWindow, call_sigma
 from .token_prune_dit import DIT_HOSTS, dit_host
@@ -324,7 +325,7 @@ def _prune_block_range(model, settings, family):
     """A clone of the Flux or WAN ModelPatcher ``model`` whose block range prunes tokens."""
     diffusion_model = model.get_model_object("diffusion_model")
     host = dit_host(family, diffusion_model)
-    blocks = getattr(diffusion_model, host.blocks)
+    blocks = double_blocks(family, diffusion_model)
     first, last = resolve_block_range(settings.block_start, settings.block_end, host.default_range(len(blocks)),
                                       len(blocks), host.description)
     patched = model.clone()

@@ -83,7 +83,6 @@ def _wan_kept_args(args, keep_index):
 
 @dataclasses.dataclass(frozen=True)
 class DitHost:
-    blocks: str             # attribute of diffusion_model holding the prunable blocks ("double_block" keys)
     description: str        # what the blocks are called in messages
     default_range: object   # block count -> inclusive default (first, last)
     qk: object              # (block, args) -> q, k of the block's image self-attention
@@ -95,9 +94,9 @@ class DitHost:
 # tokens poorly) and on WAN the last block runs on every token before the output head. Flux prunes inside its
 # double-stream blocks only: the single-stream blocks see text and image concatenated.
 DIT_HOSTS = {
-    "flux": DitHost("double_blocks", "Flux double-stream blocks", lambda n: (min(1, n - 1), n - 1),
+    "flux": DitHost("Flux double-stream blocks", lambda n: (min(1, n - 1), n - 1),
                     _flux_image_qk, _flux_kept_args, _FLUX_IMPORT_ERROR),
-    "wan": DitHost("blocks", "WAN blocks", lambda n: (min(1, n - 1), max(min(1, n - 1), n - 2)),
+    "wan": DitHost("WAN blocks", lambda n: (min(1, n - 1), max(min(1, n - 1), n - 2)),
                    _wan_qk, _wan_kept_args, _WAN_IMPORT_ERROR),
 }
 

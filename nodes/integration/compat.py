@@ -11,6 +11,7 @@ import logging
 import comfyui_version
 
 from .blocks import chain_block_replacement, has_block_replacement
+from .families import double_blocks
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def report_block_info(model, family):
     this ComfyUI does not: a dit replacement on every WAN block before ComfyUI 0.5.0, else nothing."""
     if family != "wan" or at_least(WAN_BLOCK_INFO_SINCE):
         return
-    total = len(model.get_model_object("diffusion_model").blocks)
+    total = len(double_blocks(family, model.get_model_object("diffusion_model")))
     for index in range(total):
         if not has_block_replacement(model, "double_block", index, BLOCK_INFO_OWNER):
             chain_block_replacement(model, "double_block", index, functools.partial(_report_block, index, total),

@@ -3,7 +3,9 @@
 A joint self-attention sequence is [prefix (reference latent) | frames x height x width video tokens, row-major |
 text]. The layout is read at APPLY_MODEL level from the latent, the conditioning and the diffusion model's own patch
 size (Mochi calls no DIFFUSION_MODEL wrapper, so this level serves every family alike). Every node that needs to
-know which token is which (TemporalAttnPrune, LocalWindowAttention) asks here, so there is one answer per family.
+know which token is which (TemporalAttnPrune, LocalWindowAttention) asks here through the family table
+(integration.families.token_layout), so there is one answer per family. Each family's function below takes
+(BaseModel, x, c_crossattn, conds) and returns (TokenLayout, key lengths of the model's cross-attentions).
 """
 import math
 
@@ -70,12 +72,12 @@ def _token_counts(*tensors):
     return {t.shape[-2] for t in tensors if t is not None}
 
 
-def _svd(model, x, c_crossattn, conds):
+def svd(model, x, c_crossattn, conds):
     frames = int(conds.get("num_video_frames", x.shape[0]))
     return TokenLayout(frames, 1, 1, video_batch=max(1, x.shape[0] // frames)), set()
 
 
-def _wan(model, x, c_crossattn, conds):
+def wan(model, x, c_crossattn, conds):
     pt, ph, pw = model.diffusion_model.patch_size
     frames = _patched(x.shape[2], pt)
     if conds.get("time_dim_concat") is not None:  # concatenated along time after both are padded (wan/model.py)
@@ -88,7 +90,7 @@ def _wan(model, x, c_crossattn, conds):
     return layout, _token_counts(c_crossattn, conds.get("clip_fea"))
 
 
-def _hunyuan_video(model, x, c_crossattn, conds):
+def hunyuan_video(model, x, c_crossattn, conds):
     pt, ph, pw = model.diffusion_model.patch_size
     reference = conds.get("ref_latent")  # I2V reference tokens go first (hunyuan_video/model.py)
     prefix = 0 if reference is None else math.prod(s // p for s, p in zip(reference.shape[2:], (pt, ph, pw)))
@@ -97,7 +99,7 @@ def _hunyuan_video(model, x, c_crossattn, conds):
     return layout, set()  # joint attention only: text is part of the sequence
 
 
-def _ltxv(model, x, c_crossattn, conds):
+def ltxv(model, x, c_crossattn, conds):
     pt, ph, pw = model.diffusion_model.patchifier.patch_size
     frames, height, width = x.shape[2] // pt, x.shape[3] // ph, x.shape[4] // pw
     video_ids = None
@@ -109,26 +111,12 @@ def _ltxv(model, x, c_crossattn, conds):
     return TokenLayout(frames, height, width, video_ids=video_ids), _token_counts(c_crossattn)
 
 
-def _mochi(model, x, c_crossattn, conds):
+def mochi(model, x, c_crossattn, conds):
     patch = model.diffusion_model.patch_size
     text = int(conds.get("num_tokens", 256))
     if c_crossattn is not None:
         text = min(text, c_crossattn.shape[1])  # the model crops q_y[:, :num_tokens]
     return TokenLayout(x.shape[2], x.shape[3] // patch, x.shape[4] // patch, text=text), set()
-
-
-# family -> fn(BaseModel, x, c_crossattn, conds) -> (TokenLayout, key lengths of the model's cross-attentions)
-_LAYOUTS = {"svd": _svd, "wan": _wan, "hunyuan_video": _hunyuan_video, "ltxv": _ltxv, "mochi": _mochi}
-VIDEO_FAMILIES = tuple(_LAYOUTS)
-
-
-def token_layout(family, model, x, c_crossattn, conds):
-    """(TokenLayout of this APPLY_MODEL call, key lengths of the model's cross-attentions); None for the layout
-    when a cross-attention would have exactly the joint self-attention's length (it could not be told apart)."""
-    layout, cross_lengths = _LAYOUTS[family](model, x, c_crossattn, conds)
-    if layout.prefix + layout.video_tokens + layout.text in cross_lengths:
-        return None, cross_lengths
-    return layout, cross_lengths
 
 
 class ModelCall:

@@ -683,7 +683,8 @@ def test_recomputed_qk_equal_what_comfyui_passes_to_attention(comfy_rt, tiny, fa
     dit = comfy_rt.pack_module("nodes.token_prune_dit")
     host = dit.DIT_HOSTS["flux" if family == "flux" else "wan"]
     case = tiny.build(family)
-    block = getattr(case.patcher.model.diffusion_model, host.blocks)[1]
+    families = comfy_rt.pack_module("nodes.integration.families")
+    block = families.double_blocks("flux" if family == "flux" else "wan", case.patcher.model.diffusion_model)[1]
     texts = []
 
     def qk(args):
