@@ -93,6 +93,19 @@ def wan21_loaders(wf):
     return unet, clip, vae
 
 
+def wan21_text_to_video(wf):
+    """The WAN 2.1 T2V front of an example: loaders, the fox prompt pair and ModelSamplingSD3 shift 8; returns the
+    shifted model, positive, negative and VAE handles."""
+    unet, clip, vae = wan21_loaders(wf)
+    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
+    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
+    wf.link(clip, "CLIP", positive, "clip")
+    wf.link(clip, "CLIP", negative, "clip")
+    shift = wf.add("ModelSamplingSD3", shift=8.0)
+    wf.link(unet, "MODEL", shift, "model")
+    return shift, positive, negative, vae
+
+
 class Workflow:
     def __init__(self, schemas, *, core_version="0.8.0", pack_prefix=PACK_NODE_PREFIX, pack_info=None):
         self.schemas = schemas

@@ -4,7 +4,7 @@ Peers are core EasyCache and LazyCache at their node defaults, applied through t
 adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
 puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
 """
-from .make_workflow import wan21_loaders
+from .make_workflow import wan21_text_to_video
 
 FAMILIES = ("wan21", "flux")
 STEPS = 30
@@ -59,13 +59,7 @@ _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several st
 def _wan21(wf):
     wf.note(_NOTE.format(extra="MoReg (on here) computes more often when there is more motion between frames."),
             title="About this workflow")
-    unet, clip, vae = wan21_loaders(wf)
-    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
-    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
-    wf.link(clip, "CLIP", positive, "clip")
-    wf.link(clip, "CLIP", negative, "clip")
-    shift = wf.add("ModelSamplingSD3", shift=8.0)
-    wf.link(unet, "MODEL", shift, "model")
+    shift, positive, negative, vae = wan21_text_to_video(wf)
     cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=True)
     wf.link(shift, "MODEL", cache, "model")
     latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)

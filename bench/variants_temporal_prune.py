@@ -3,7 +3,7 @@
 Variants: ratios 0.25 / 0.5 / 0.75 in both modes, against the unpatched model (``--tiny``: SVD and WAN 2.1 with at
 least 9 latent frames). Workflows: ``python bench/make_workflow.py --build bench.variants_temporal_prune``.
 """
-from .make_workflow import wan21_loaders
+from .make_workflow import wan21_text_to_video
 
 FAMILIES = ("svd", "wan21")
 FRAMES = 9  # latent frames of the tiny cases
@@ -66,13 +66,7 @@ def _wan21(wf):
     wf.note(_NOTE.format(extra="On WAN the units are heads of the 3-D self-attention; a pruned head attends within "
                                "its own latent frame only (`identity`) or is dropped (`skip`)."),
             title="About this workflow")
-    unet, clip, vae = wan21_loaders(wf)
-    positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
-    negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
-    wf.link(clip, "CLIP", positive, "clip")
-    wf.link(clip, "CLIP", negative, "clip")
-    shift = wf.add("ModelSamplingSD3", shift=8.0)
-    wf.link(unet, "MODEL", shift, "model")
+    shift, positive, negative, vae = wan21_text_to_video(wf)
     prune = wf.add("FreeAccel_TemporalAttnPrune", ratio=0.5, mode="identity", start_percent=START_PERCENT,
                    calibration_steps=CALIBRATION_STEPS)
     wf.link(shift, "MODEL", prune, "model")
