@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from . import metrics
-from .flops import count_flops
+from bench import metrics
+from bench.flops import count_flops
 
 BASELINE = "baseline"
 # aten ops that carry attention in these models: the fused SDPA kernels, and the batched matmuls of ComfyUI's own

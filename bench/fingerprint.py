@@ -59,7 +59,7 @@ def _sample_with_guider(node, case, inputs):
     import comfy.samplers
     from comfy_extras import nodes_custom_sampler as custom
 
-    from .variants_motion_transfer import moving_reference
+    from bench.variants.motion_transfer import moving_reference
     reference = {"samples": moving_reference(case.latent.shape)}
     guider = node.execute(case.patcher, positive=case.positive, negative=case.negative, reference=reference,
                           **inputs).result[0]
@@ -73,7 +73,7 @@ def _sample_with_guider(node, case, inputs):
 def fingerprints():
     import nodes
 
-    from . import tiny_models
+    from devtools.harness import tiny_models
     found = {}
     for name, node_id, family, overrides, inputs in CASES:
         node = nodes.NODE_CLASS_MAPPINGS[node_id]
@@ -91,7 +91,7 @@ def main(argv=None):
     import argparse
     import tempfile
 
-    from .comfy_env import boot, find_comfyui
+    from devtools.harness.comfy_env import boot, find_comfyui
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="JSON file to write the fingerprints to")
     parser.add_argument("--compare", help="an earlier fingerprint file: print every case that differs")

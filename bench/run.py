@@ -18,19 +18,19 @@ import os
 import sys
 import time
 
-from . import benchmark
-from .comfy_env import BENCH_RUNTIME, PACK_ROOT, boot, find_comfyui
+from bench import benchmark
+from devtools.harness.comfy_env import BENCH_RUNTIME, PACK_ROOT, boot, find_comfyui
 
 log = logging.getLogger("freeaccel.bench")
 
-# technique -> bench module (bench/variants_<name>.py); each module gives FAMILIES, STEPS and variants(family),
+# technique -> bench module (bench/variants/<technique>.py); each module gives FAMILIES, STEPS and variants(family),
 # optionally FRAMES (latent frames for video families), LATENT_SIZES ({family: (height, width)} of the latent) and CFG.
 TECHNIQUES = {
-    "attention_backend": "variants_attention",
-    "adacache": "variants_adacache",
-    "token_prune": "variants_token_prune",
-    "temporal_prune": "variants_temporal_prune",
-    "local_window": "variants_local_window",
+    "attention_backend": "variants.attention_backend",
+    "adacache": "variants.adacache",
+    "token_prune": "variants.token_prune",
+    "temporal_prune": "variants.temporal_prune",
+    "local_window": "variants.local_window",
 }
 # --bench --tiny without --full, --techniques or --families: one representative family per technique, chosen so that
 # a newcomer's first run takes minutes, not the half hour of the full set (TokenPrune's UNets at 512²/1024²-equivalent
@@ -52,7 +52,7 @@ def parse_args(argv=None):
                         help="with --bench: a tiny WAN 2.1 trained on procedural clips (trained once, cached by its "
                              "config), loaded by UNETLoader, benchmarked per motion class")
     parser.add_argument("--train-steps", type=int, default=None,
-                        help="training steps for --trained (default: bench.train_tiny's DEFAULT_STEPS)")
+                        help="training steps for --trained (default: bench.trained.train_tiny's DEFAULT_STEPS)")
     parser.add_argument("--techniques", default="",
                         help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
     parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
@@ -79,14 +79,14 @@ def start(args):
                          "<ComfyUI>/custom_nodes/<this pack>.")
     base_dir = BENCH_RUNTIME if args.tiny else comfy_path
     runtime = boot(comfy_path, base_dir)
-    from . import tiny_nodes
+    from devtools.harness import tiny_nodes
     tiny_nodes.register()
     return runtime
 
 
 def load_prompt(path):
     import nodes
-    from .workflow import node_schemas_from_comfy, validate_workflow, workflow_to_prompt
+    from devtools.workflows.ui_format import node_schemas_from_comfy, validate_workflow, workflow_to_prompt
     with open(path) as f:
         ui = json.load(f)
     schemas = node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS)
@@ -100,7 +100,7 @@ def workflow_prompt(runtime, args):
     """The --workflow file as an API prompt, rewired to tiny models under --tiny."""
     prompt = load_prompt(args.workflow)
     if args.tiny:
-        from .tiny_workflow import tiny_prompt
+        from devtools.harness.tiny_workflow import tiny_prompt
         prompt = tiny_prompt(prompt, runtime.base_dir)
     return prompt
 
@@ -135,7 +135,7 @@ def _tiny_cases(args):
 
 def _run_case(technique, module, family, case, steps, title, args, extra=None):
     from tqdm import tqdm
-    from . import tiny_models
+    from devtools.harness import tiny_models
 
     cfg = getattr(module, "CFG", 3.0)
     variants = [(benchmark.BASELINE, case.patcher)]
@@ -154,8 +154,8 @@ def _run_case(technique, module, family, case, steps, title, args, extra=None):
 
 def bench_trained(runtime, args):
     """Every selected technique's WAN variants on the trained tiny WAN, once per motion class."""
-    from . import procedural
-    from .train_tiny import DEFAULT_STEPS, class_case, load_bench_model
+    from bench.trained import procedural
+    from bench.trained.train_tiny import DEFAULT_STEPS, class_case, load_bench_model
 
     selected = list(_tiny_cases(args))
     if not selected:
@@ -175,7 +175,7 @@ def bench_trained(runtime, args):
 
 
 def bench_tiny(args):
-    from . import tiny_models
+    from devtools.harness import tiny_models
 
     selected = list(_tiny_cases(args))
     if not selected:
@@ -195,7 +195,7 @@ def bench_tiny(args):
 
 def bench_workflow(runtime, args):
     from tqdm import tqdm
-    from .workflow_bench import WorkflowBench
+    from bench.workflow_bench import WorkflowBench
 
     workflow_bench = WorkflowBench(runtime, workflow_prompt(runtime, args))
     variants = workflow_bench.variants()

@@ -10,7 +10,7 @@ import copy
 import itertools
 import uuid
 
-from .benchmark import BASELINE
+from bench.benchmark import BASELINE
 
 PACK_PREFIX = "FreeAccel_"
 SAMPLERS = ("KSampler", "KSamplerAdvanced", "SamplerCustom", "SamplerCustomAdvanced")
@@ -38,7 +38,7 @@ def bypass_pack_nodes(prompt):
 class WorkflowBench:
     def __init__(self, runtime, prompt):
         import execution
-        from .comfy_env import HeadlessServer
+        from devtools.harness.comfy_env import HeadlessServer
 
         self.runtime = runtime
         pack_nodes = [i for i, n in prompt.items() if n["class_type"].startswith(PACK_PREFIX)]
@@ -76,7 +76,7 @@ class WorkflowBench:
 
     def sample(self, prompt):
         import execution
-        from .tiny_nodes import CAPTURED
+        from devtools.harness.tiny_nodes import CAPTURED
 
         prompt = copy.deepcopy(prompt)
         nonce = next(self._nonces)

@@ -3,7 +3,7 @@
 The pack's root ``__init__.py`` only defines ``comfy_entrypoint`` (which imports ``nodes/`` lazily), so registering
 the repo root as a package lets unit tests reach ``freeaccel.accel_core`` and ``freeaccel.kernels`` through the same
 relative imports ComfyUI uses. The repo root also goes at the END of sys.path so the bench harness imports as
-``bench.*`` (at the end, because ComfyUI's root must win for ``nodes``: the pack has a ``nodes/`` package too).
+``bench.*`` and ``devtools.*`` (at the end, because ComfyUI's root must win for ``nodes``: the pack has a ``nodes/`` package too).
 """
 import importlib.util
 import pathlib

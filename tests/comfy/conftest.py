@@ -1,13 +1,13 @@
 """Tests that run against a real ComfyUI checkout, booted once per session with the pack loaded by ComfyUI's loader.
 
 ComfyUI is found through $COMFYUI_PATH (or the checkout this pack sits in, as custom_nodes/<pack>); without one
-every test here is skipped with the reason. Test modules must not import ComfyUI or ``bench.tiny_models`` at import
+every test here is skipped with the reason. Test modules must not import ComfyUI or ``devtools.harness.tiny_models`` at import
 time: take the ``comfy_rt`` / ``tiny`` fixtures (``bench`` itself is importable: tests/conftest.py appends the repo
 root to sys.path).
 """
 import pytest
 
-from bench import comfy_env
+from devtools.harness import comfy_env
 
 NO_COMFYUI = ("no ComfyUI checkout: set COMFYUI_PATH to a ComfyUI checkout (or install this pack as "
               "<ComfyUI>/custom_nodes/<pack>) to run tests/comfy")
@@ -33,6 +33,6 @@ def comfy_rt(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny(comfy_rt):
-    """The bench.tiny_models module (imports ComfyUI, hence only after boot)."""
-    from bench import tiny_models
+    """The devtools.harness.tiny_models module (imports ComfyUI, hence only after boot)."""
+    from devtools.harness import tiny_models
     return tiny_models

@@ -1,9 +1,9 @@
-"""bench.variants_adacache.step_records: the distance survey computes every step and records c and MoReg's motion."""
-from bench import variants_adacache
+"""bench.variants.adacache.step_records: the distance survey computes every step and records c and MoReg's motion."""
+from bench.variants import adacache as variants_adacache
 
 
 def test_step_records_compute_every_step_with_distances_and_motion(comfy_rt):
-    from bench import tiny_models
+    from devtools.harness import tiny_models
     records = variants_adacache.step_records(tiny_models.build("wan21"), steps=6, moreg=True)
     assert [r.step for r in records] == list(range(6))
     assert all(r.computed and r.rate == 1 for r in records)

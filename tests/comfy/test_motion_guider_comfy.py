@@ -3,7 +3,7 @@ through ComfyUI's executor."""
 import pytest
 import torch
 
-from bench.variants_motion_transfer import moving_reference
+from bench.variants.motion_transfer import moving_reference
 
 STEPS = 3
 FRAMES = 5
@@ -178,7 +178,8 @@ def _graph(file_name, text_dim, guided_steps, window=True):
 
 
 def test_both_nodes_run_through_the_executor(comfy_rt):
-    from bench import tiny_nodes, tiny_workflow
+    from devtools.harness import tiny_nodes
+    from devtools.harness import tiny_workflow
     tiny_nodes.register()
     file_name, path = tiny_workflow.tiny_model_file("wan21", comfy_rt.base_dir)
     text_dim, _ = tiny_workflow._text_widths("wan21", path)

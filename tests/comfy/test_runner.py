@@ -5,14 +5,15 @@ import math
 import pytest
 import torch
 
-from bench import run, tiny_workflow
-from bench.make_workflow import Workflow
-from bench.workflow import node_schemas_from_comfy
+from bench import run
+from devtools.harness import tiny_workflow
+from devtools.workflows.builder import Workflow
+from devtools.workflows.ui_format import node_schemas_from_comfy
 
 
 @pytest.fixture(scope="module")
 def tiny_nodes(comfy_rt):
-    from bench import tiny_nodes  # imports ComfyUI's API: only after boot
+    from devtools.harness import tiny_nodes  # imports ComfyUI's API: only after boot
     tiny_nodes.register()
     return tiny_nodes
 
@@ -92,7 +93,7 @@ def test_tiny_workflow_run_goes_through_the_real_executor(bench_nodes, tmp_path)
 
 def test_tiny_prompt_rewrite(bench_nodes):
     import nodes
-    from bench.workflow import workflow_to_prompt
+    from devtools.workflows.ui_format import workflow_to_prompt
     schemas = node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS)
     prompt = tiny_workflow.tiny_prompt(workflow_to_prompt(_wan_workflow(schemas), schemas), bench_nodes.base_dir)
     kinds = sorted(node["class_type"] for node in prompt.values())
@@ -130,7 +131,7 @@ def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_no
 
 
 def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_path, capsys):
-    from bench import procedural
+    from bench.trained import procedural
     args = run.parse_args(["--bench", "--trained", "--train-steps", "3", "--techniques", "attention_backend",
                            "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
     assert args.tiny  # trained models live in the bench's own base directory

@@ -1,4 +1,4 @@
-"""bench.train_tiny against real ComfyUI: a few training steps of the tiny WAN 2.1 file model lower the loss, are
+"""bench.trained.train_tiny against real ComfyUI: a few training steps of the tiny WAN 2.1 file model lower the loss, are
 deterministic for a seed, and the saved file loads through UNETLoader and samples."""
 import dataclasses
 import json
@@ -7,7 +7,9 @@ import os
 import pytest
 import torch
 
-from bench import procedural, train_tiny
+from bench.trained import procedural
+
+from bench.trained import train_tiny
 
 # small latent (3 frames x 8 x 8 -> 48 tokens) so a training run takes seconds
 SMALL = dict(frames=3, height=8, width=8, batch=4, lr=1e-3, warmup=5)

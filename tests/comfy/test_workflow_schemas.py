@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from bench.make_workflow import WORKFLOWS_DIR, Workflow
-from bench.workflow import (
+from devtools.workflows.builder import WORKFLOWS_DIR, Workflow
+from devtools.workflows.ui_format import (
     PACK_NODE_PREFIX, SNAPSHOT_PATH, input_spec, is_model_file_combo, is_upload_combo, load_schema_snapshot,
     node_schemas_from_comfy,
     snapshot_view, validate_workflow, widget_layout, workflow_to_prompt)
 
 WORKFLOW_FILES = sorted(WORKFLOWS_DIR.glob("*.json"))
-REGENERATE = "regenerate it with: python bench/make_workflow.py --update-schemas"
+REGENERATE = "regenerate it with: python -m devtools.workflows.builder --update-schemas"
 
 
 @pytest.fixture(scope="module")

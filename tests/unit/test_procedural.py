@@ -1,8 +1,8 @@
-"""bench.procedural: seeded latent clips whose motion classes really differ, fixed per-class prompts."""
+"""bench.trained.procedural: seeded latent clips whose motion classes really differ, fixed per-class prompts."""
 import pytest
 import torch
 
-from bench import procedural as p
+from bench.trained import procedural as p
 
 SEEDS = range(12)
 

@@ -35,9 +35,9 @@ def test_pack_code_logs_instead_of_printing():
     assert not offenders
 
 
-def test_comfyignore_keeps_tests_bench_and_ci_out_of_the_archive():
+def test_comfyignore_keeps_tests_tools_and_ci_out_of_the_archive():
     ignored = (ROOT / ".comfyignore").read_text().split()
-    for entry in ("tests/", "bench/", ".ci/"):
+    for entry in ("tests/", "bench/", "devtools/", ".ci/"):
         assert entry in ignored
 
 

@@ -1,11 +1,11 @@
-"""UI-format workflow checks without ComfyUI: bench.workflow (validation, prompt conversion, snapshot) and the
-bench.make_workflow builder, on hand-made schemas copied from ComfyUI 0.8.0's /object_info (lists shortened)."""
+"""UI-format workflow checks without ComfyUI: devtools.workflows.ui_format (validation, prompt conversion, snapshot) and the
+devtools.workflows.builder builder, on hand-made schemas copied from ComfyUI 0.8.0's /object_info (lists shortened)."""
 import copy
 import json
 import pytest
 
-from bench.make_workflow import WORKFLOWS_DIR, Workflow
-from bench.workflow import (
+from devtools.workflows.builder import WORKFLOWS_DIR, Workflow
+from devtools.workflows.ui_format import (
     SNAPSHOT_PATH, WidgetSlot, load_schema_snapshot, save_schema_snapshot, snapshot_view, types_compatible,
     validate_workflow, widget_layout, workflow_to_prompt)
 

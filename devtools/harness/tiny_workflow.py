@@ -1,4 +1,4 @@
-"""Rewrite a bundled workflow's API prompt to run on tiny random models (see bench/tiny_nodes.py).
+"""Rewrite a bundled workflow's API prompt to run on tiny random models (see devtools/harness/tiny_nodes.py).
 
 The diffusion model file becomes a tiny model of the same family saved under the bench's own ComfyUI base directory
 and loaded by the real UNETLoader; text encoders and VAEs, which have no tiny stand-in, are replaced by seeded
@@ -28,7 +28,7 @@ def _family_of_file(unet_name):
 
 def tiny_model_file(family, base_dir):
     """Save (once) the tiny model of ``family`` where UNETLoader finds it; return its file name."""
-    from .tiny_models import save_unet_file
+    from devtools.harness.tiny_models import save_unet_file
     name = f"freeaccel_tiny_{family}.safetensors"
     path = os.path.join(base_dir, "models", "diffusion_models", name)
     if not os.path.exists(path):

@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 
 PACK_NODE_PREFIX = "FreeAccel_"
-SNAPSHOT_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "node_schemas.json"
+SNAPSHOT_PATH = Path(__file__).resolve().parents[2] / "tests" / "data" / "node_schemas.json"
 
 # Nodes that exist only in the frontend: ComfyUI has no schema for them and they never reach the API prompt.
 FRONTEND_ONLY_TYPES = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})

@@ -10,7 +10,7 @@ WINDOWS = ((2, 5, 7), (1, 3, 5), (0, 3, 3))
 
 def _with_window(frames, height, width):
     def apply(model):
-        from .comfy_env import current_runtime  # booted before variants are applied
+        from devtools.harness.comfy_env import current_runtime  # booted before variants are applied
         runtime = current_runtime()
         settings = runtime.pack_module("accel_core.local_window").LocalWindowSettings(
             frames=frames, height=height, width=width)

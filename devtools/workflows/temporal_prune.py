@@ -1,36 +1,9 @@
-"""Bench variants and example workflows of FreeAccel_TemporalAttnPrune.
+"""FreeAccel_TemporalAttnPrune's example workflows: SVD img2vid and WAN 2.1 T2V."""
+from .builder import HF, wan21_text_to_video
 
-Variants: ratios 0.25 / 0.5 / 0.75 in both modes, against the unpatched model (``--tiny``: SVD and WAN 2.1 with at
-least 9 latent frames). Workflows: ``python bench/make_workflow.py --build bench.variants_temporal_prune``.
-"""
-from .make_workflow import wan21_text_to_video
-
-FAMILIES = ("svd", "wan21")
-FRAMES = 9  # latent frames of the tiny cases
-STEPS = 10
-RATIOS = (0.25, 0.5, 0.75)
-MODES = ("identity", "skip")
-START_PERCENT = 0.1
+START_PERCENT = 0.1  # the node's defaults, written out so the example shows them
 CALIBRATION_STEPS = 2
 
-
-def _with(ratio, mode):
-    def apply(model):
-        from .comfy_env import current_runtime  # booted before variants are applied
-        runtime = current_runtime()
-        settings = runtime.pack_module("accel_core.temporal_prune").TemporalPruneSettings(
-            ratio=ratio, mode=mode, start_percent=START_PERCENT, calibration_steps=CALIBRATION_STEPS)
-        return runtime.pack_module("nodes.temporal_prune").apply_temporal_prune(model, settings)
-    return apply
-
-
-def variants(family):
-    return [(f"TemporalAttnPrune {mode} {ratio:g}", _with(ratio, mode)) for mode in MODES for ratio in RATIOS]
-
-
-# --- example workflows (UI format) ----------------------------------------------------------------------------
-
-_HF = "https://huggingface.co"
 _NOTE = ("**TemporalAttnPrune (F3)** measures, during `calibration_steps` steps from `start_percent`, how much "
          "attention each temporal unit sends to *other* frames, then prunes the lowest `ratio` of them for the rest "
          "of the run. Set `ratio` to 0 to only log the measurement. {extra}")
@@ -42,7 +15,7 @@ def _svd(wf):
             title="About this workflow")
     ckpt = wf.add("ImageOnlyCheckpointLoader", ckpt_name="svd_xt.safetensors")
     wf.model_file(ckpt, "svd_xt.safetensors",
-                  f"{_HF}/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
+                  f"{HF}/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
                   "checkpoints")
     image = wf.add("LoadImage", image="example.png")
     cond = wf.add("SVD_img2vid_Conditioning", width=1024, height=576, video_frames=25, motion_bucket_id=127, fps=6,

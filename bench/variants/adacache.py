@@ -4,7 +4,6 @@ Peers are core EasyCache and LazyCache at their node defaults, applied through t
 adds its cached difference to the model input in place, which corrupts fp32 (CPU) runs; "EasyCache (input cloned)"
 puts a wrapper in front of it that hands EasyCache a copy of the input, so both behaviours are reported.
 """
-from .make_workflow import wan21_text_to_video
 
 FAMILIES = ("wan21", "flux")
 STEPS = 30
@@ -14,7 +13,7 @@ CORE_DEFAULTS = {"reuse_threshold": 0.2, "start_percent": 0.15, "end_percent": 0
 
 def _adacache(preset, moreg):
     def apply(model):
-        from .comfy_env import current_runtime  # booted before variants are applied
+        from devtools.harness.comfy_env import current_runtime  # booted before variants are applied
         runtime = current_runtime()
         settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(preset=preset, moreg=moreg)
         return runtime.pack_module("nodes.adacache").apply_adacache(model, settings)
@@ -47,72 +46,19 @@ def variants(family):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# example workflows (python bench/make_workflow.py --build bench.variants_adacache)
-
-_HF = "https://huggingface.co"
-_NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several steps when the content changes slowly "
-         "(measured at the middle block) and computes more often when it changes fast. The first two and last two "
-         "steps always run. Presets are the official 30- and 100-step codebooks, scaled to your step count. "
-         "{extra} The console reports `AdaCache: computed X of Y steps (rates ...)` after sampling.")
-
-
-def _wan21(wf):
-    wf.note(_NOTE.format(extra="MoReg (on here) computes more often when there is more motion between frames."),
-            title="About this workflow")
-    shift, positive, negative, vae = wan21_text_to_video(wf)
-    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=True)
-    wf.link(shift, "MODEL", cache, "model")
-    latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
-    wf.sample_decode_save((cache, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
-                          (latent, "LATENT"), (vae, "VAE"),
-                          dict(seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0),
-                          "SaveWEBM", dict(filename_prefix="wan21_t2v_adacache", fps=16.0))
-    wf.group("FreeAccel", [cache])
-
-
-def _flux(wf):
-    wf.note(_NOTE.format(extra="MoReg is for video models and stays off for Flux."), title="About this workflow")
-    unet = wf.add("UNETLoader", unet_name="flux1-dev.safetensors")
-    wf.model_file(unet, "flux1-dev.safetensors",
-                  f"{_HF}/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors", "diffusion_models")
-    clip = wf.add("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
-                  type="flux")
-    wf.model_file(clip, "clip_l.safetensors",
-                  f"{_HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders")
-    wf.model_file(clip, "t5xxl_fp16.safetensors",
-                  f"{_HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors", "text_encoders")
-    vae = wf.add("VAELoader", vae_name="ae.safetensors")
-    wf.model_file(vae, "ae.safetensors", f"{_HF}/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors", "vae")
-    positive = wf.add("CLIPTextEncode", text="a lighthouse on a rocky coast at sunset, detailed, photographic")
-    wf.link(clip, "CLIP", positive, "clip")
-    guidance = wf.add("FluxGuidance", guidance=3.5)
-    wf.link(positive, "CONDITIONING", guidance, "conditioning")
-    negative = wf.add("ConditioningZeroOut")
-    wf.link(positive, "CONDITIONING", negative, "conditioning")
-    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=False)
-    wf.link(unet, "MODEL", cache, "model")
-    latent = wf.add("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
-    wf.sample_decode_save((cache, "MODEL"), (guidance, "CONDITIONING"), (negative, "CONDITIONING"),
-                          (latent, "LATENT"), (vae, "VAE"),
-                          dict(seed=42, steps=30, cfg=1.0, sampler_name="euler", scheduler="simple", denoise=1.0),
-                          "SaveImage", dict(filename_prefix="flux_adacache"))
-    wf.group("FreeAccel", [cache])
-
-
-WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # distance survey: what c (and MoReg's motion score) does a model produce per step? Every step is computed (k = 1).
-# python -m bench.variants_adacache wan21 flux            tiny random-weight families
-# python -m bench.variants_adacache --trained --moreg     the trained tiny WAN, per motion class
+# python -m bench.variants.adacache wan21 flux            tiny random-weight families
+# python -m bench.variants.adacache --trained --moreg     the trained tiny WAN, per motion class
 
 
 def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
-    from . import tiny_models
-    from .comfy_env import current_runtime
+    from devtools.harness import tiny_models
+    from devtools.harness.comfy_env import current_runtime
     runtime = current_runtime()
     settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
         preset="custom", custom_codebook="1.00:1", moreg=moreg)
@@ -122,7 +68,7 @@ def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
 
 
 def _trained_cases(runtime, motions):
-    from .train_tiny import class_case, load_bench_model
+    from bench.trained.train_tiny import class_case, load_bench_model
     patcher = load_bench_model(runtime.base_dir)[1]
     return [(f"trained wan21, {motion}", class_case(patcher, motion)) for motion in motions]
 
@@ -130,8 +76,8 @@ def _trained_cases(runtime, motions):
 def main(argv=None):
     import argparse
     import tempfile
-    from . import procedural
-    from .comfy_env import BENCH_RUNTIME, boot, find_comfyui
+    from bench.trained import procedural
+    from devtools.harness.comfy_env import BENCH_RUNTIME, boot, find_comfyui
     parser = argparse.ArgumentParser(description="AdaCache distance survey (every step computed)")
     parser.add_argument("targets", nargs="*", help="tiny random-weight families; with --trained: motion classes "
                                                    "(default: all)")
@@ -146,7 +92,7 @@ def main(argv=None):
         if not args.targets:
             parser.error("name the tiny families to survey")
         boot(find_comfyui(), tempfile.mkdtemp(prefix="freeaccel-adacache-"))
-        from . import tiny_models  # imports ComfyUI: after boot
+        from devtools.harness import tiny_models  # imports ComfyUI: after boot
         cases = [(family, tiny_models.build(family)) for family in args.targets]
     for name, case in cases:
         records = step_records(case, args.steps, moreg=args.moreg)

@@ -1,6 +1,6 @@
 """Train the tiny REAL ComfyUI WAN 2.1 model on procedural clips, so bench quality numbers reflect a trained denoiser.
 
-    python -m bench.train_tiny [--family wan21] [--steps N | --minutes M] [--out DIR] [--seed 0] [--threads N]
+    python -m bench.trained.train_tiny [--family wan21] [--steps N | --minutes M] [--out DIR] [--seed 0] [--threads N]
         [--sigma-sampling uniform|schedule]
 
 The model is the one ``tiny_models.save_unet_file("wan21", ...)`` writes (``tiny_models.WAN21_FILE_CONFIG``: ComfyUI's
@@ -11,7 +11,7 @@ flow models; ``"schedule"``: like the sampler's schedule, ``model_sampling.sigma
 shift 8 applies and only ~5 % of sigmas fall below 0.3, leaving the late, detail-forming steps barely trained), the
 clean latent noised with ``model_sampling.noise_scaling``, and the prediction taken through
 ``BaseModel.apply_model`` (which applies ``calculate_input`` / ``calculate_denoised``); the loss is the MSE of the
-implied velocity ``(x_sigma - denoised) / sigma`` against ``noise - clean``. Data are fresh ``bench.procedural``
+implied velocity ``(x_sigma - denoised) / sigma`` against ``noise - clean``. Data are fresh ``bench.trained.procedural``
 batches every step, each clip conditioned on its class prompt (or, with probability ``uncond_prob``, the
 unconditional embedding, so classifier-free guidance works).
 
@@ -34,8 +34,8 @@ from typing import Optional
 
 import torch
 
-from . import procedural
-from .comfy_env import BENCH_RUNTIME, current_runtime
+from bench.trained import procedural
+from devtools.harness.comfy_env import BENCH_RUNTIME, current_runtime
 
 TRAINER_VERSION = 2  # bump when training code changes what a config produces (invalidates cached files)
 SIGMA_SAMPLINGS = ("uniform", "schedule")  # how training sigmas are drawn, see the module docstring
@@ -86,7 +86,7 @@ class TrainResult:
 
 def config_hash(config):
     """Hash of everything that decides the weights: the requested config, the model config, the trainer version."""
-    from .tiny_models import WAN21_FILE_CONFIG
+    from devtools.harness.tiny_models import WAN21_FILE_CONFIG
     blob = json.dumps({"config": dataclasses.asdict(config), "model": WAN21_FILE_CONFIG, "version": TRAINER_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -100,7 +100,7 @@ def build_model(seed):
     """A fresh, trainable WAN21 BaseModel (fp32, CPU) with the tiny file config and seeded initial weights, its
     gated residuals and output starting at zero (see zero_init_modulation)."""
     import comfy.supported_models
-    from .tiny_models import WAN21_FILE_CONFIG, make_patcher
+    from devtools.harness.tiny_models import WAN21_FILE_CONFIG, make_patcher
     model = make_patcher(comfy.supported_models.WAN21_T2V, WAN21_FILE_CONFIG, seed).model
     zero_init_modulation(model.diffusion_model)
     model.diffusion_model.requires_grad_(True)  # some ComfyUI ops create their parameters frozen
@@ -209,7 +209,7 @@ def class_case(patcher, motion, *, frames=procedural.FRAMES, height=procedural.H
                tokens=procedural.PROMPT_TOKENS):
     """A tiny_models.TinyCase for a loaded trained model: an empty latent, the prompt of motion class ``motion`` as
     positive and the unconditional embedding as negative (what the bench samples per motion class)."""
-    from .tiny_models import TinyCase
+    from devtools.harness.tiny_models import TinyCase
     positive = [[procedural.prompt_embedding(motion, tokens=tokens)[None], {}]]
     negative = [[procedural.uncond_embedding(tokens=tokens)[None], {}]]
     return TinyCase(patcher, torch.zeros(1, procedural.CHANNELS, frames, height, width), positive, negative,
@@ -220,7 +220,7 @@ def sample_class(patcher, motion, *, seed=0, steps=20, cfg=4.0, **shape):
     """Generate one clip of ``motion`` with comfy.sample (as KSampler does), returned in the space the procedural
     clips live in: [C, F, H, W], ComfyUI's output latent mapped back through process_latent_in. ``shape``: frames,
     height, width, tokens as in class_case."""
-    from .tiny_models import sample
+    from devtools.harness.tiny_models import sample
     out = sample(class_case(patcher, motion, **shape), steps=steps, cfg=cfg, seed=seed)
     return patcher.model.process_latent_in(out)[0]
 
@@ -381,7 +381,7 @@ def _progress(total, enabled):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.train_tiny", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.trained.train_tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default="wan21", choices=FAMILIES)
     budget = parser.add_mutually_exclusive_group()
@@ -401,7 +401,7 @@ def main(argv=None):
     config = TrainConfig(family=args.family, seed=args.seed, steps=steps, minutes=args.minutes, batch=args.batch,
                          lr=args.lr, sigma_sampling=args.sigma_sampling)
 
-    from .comfy_env import boot, find_comfyui
+    from devtools.harness.comfy_env import boot, find_comfyui
     comfy_path = find_comfyui(args.comfyui)
     if comfy_path is None:
         raise SystemExit("No ComfyUI found: pass --comfyui PATH or set COMFYUI_PATH.")

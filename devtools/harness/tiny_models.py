@@ -3,7 +3,7 @@
 Each model is built the way ``comfy.sd.load_diffusion_model_state_dict`` builds one (model config class from
 ``comfy.supported_models`` -> ``get_model()`` -> ``ModelPatcher``), only with small dimensions and deterministic
 random weights instead of a checkpoint. ComfyUI's layers are created with ``torch.empty``, so every parameter is
-initialised here. Import only after ``bench.comfy_env.boot`` (this module imports ComfyUI).
+initialised here. Import only after ``devtools.harness.comfy_env.boot`` (this module imports ComfyUI).
 
 Latent grids are deliberately not square (height != width) so that a transposed reshape cannot go unnoticed.
 """
@@ -304,7 +304,7 @@ def build_svd(frames=DEFAULT_FRAMES, height=16, width=24, seed=0):
 # model files for UNETLoader
 
 
-# The WAN 2.1 T2V file of save_unet_file (also what bench.train_tiny trains): as small as UNETLoader's detection
+# The WAN 2.1 T2V file of save_unet_file (also what bench.trained.train_tiny trains): as small as UNETLoader's detection
 # allows, which derives num_heads = dim // 128 and a 4096-wide text input.
 WAN21_FILE_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16,
                          dim=256, ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=2, num_layers=4,

@@ -4,7 +4,8 @@ ComfyUI is not a package: its top-level modules (``comfy``, ``nodes``, ``executi
 importable from its root, its CLI flags are read once when ``comfy.cli_args`` is first imported, and custom nodes
 come from ``<base dir>/custom_nodes``. ``boot`` arranges all of that once per process, links the pack in as
 ``custom_nodes/freeaccel`` and runs ``nodes.init_extra_nodes`` exactly as ``main.py`` does, so the pack is imported
-the way users get it (relative imports, V3 ``comfy_entrypoint`` registration). Shared by tests/comfy and bench.
+the way users get it (relative imports, V3 ``comfy_entrypoint`` registration). Shared by tests/comfy, bench/ and
+devtools/workflows.
 """
 import asyncio
 import copy
@@ -16,7 +17,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-PACK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")  # ComfyUI base directory of tiny and trained runs
 PACK_LINK_NAME = "freeaccel"
 
@@ -114,7 +115,7 @@ class ComfyRuntime:
 def current_runtime():
     """The runtime ``boot`` created in this process."""
     if _runtime is None:
-        raise RuntimeError("ComfyUI is not booted in this process: call bench.comfy_env.boot() first")
+        raise RuntimeError("ComfyUI is not booted in this process: call devtools.harness.comfy_env.boot() first")
     return _runtime
 
 

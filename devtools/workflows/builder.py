@@ -10,10 +10,11 @@ Widget values left out take the schema default; seed-like widgets get the contro
 reproducible. Nodes are laid out left to right in dependency order. to_ui() refuses a graph that validate_workflow
 would reject.
 
-CLI (boots ComfyUI through bench.comfy_env; ComfyUI from --comfyui, $COMFYUI_PATH or the enclosing checkout):
-    python bench/make_workflow.py --update-schemas     rewrite tests/data/node_schemas.json from the live nodes
-    python bench/make_workflow.py --build MODULE       write workflows/<name> for each entry of MODULE.WORKFLOWS,
-                                                        a dict {file name: function(Workflow) -> None}
+CLI, from the pack folder (boots ComfyUI through devtools.harness.comfy_env; ComfyUI from --comfyui, $COMFYUI_PATH
+or the enclosing checkout):
+    python -m devtools.workflows.builder --update-schemas   rewrite tests/data/node_schemas.json from the live nodes
+    python -m devtools.workflows.builder --build TECHNIQUE  write workflows/<name> for each entry of the WORKFLOWS of
+                                                            devtools/workflows/TECHNIQUE.py ({file name: function})
 """
 from __future__ import annotations
 
@@ -21,19 +22,15 @@ import argparse
 import importlib
 import json
 import re
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if __name__ == "__main__" and not __package__:  # run as a script: make `bench` importable from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.workflow import (  # noqa: E402
+from .ui_format import (
     PACK_NODE_PREFIX, SNAPSHOT_PATH, has_control_widget, input_spec, io_type, is_model_file_combo, is_widget,
     node_schemas_from_comfy, ordered_inputs, save_schema_snapshot, validate_workflow, widget_layout, combo_options)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
 CORE_CNR_ID = "comfy-core"
 NOTE_TYPE = "MarkdownNote"
@@ -76,7 +73,8 @@ def pack_project_info(repo_root=REPO_ROOT) -> tuple[str, str]:
     return name, version
 
 
-WAN21_FILES = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+HF = "https://huggingface.co"  # where ComfyUI's own examples point for model files
+WAN21_FILES = f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 
 
 def wan21_loaders(wf):
@@ -365,7 +363,7 @@ class Workflow:
 
 def live_schemas(comfy_path=None) -> tuple[dict, str]:
     """(schemas of every node of a freshly booted ComfyUI with the pack loaded, ComfyUI version)."""
-    from bench.comfy_env import boot, find_comfyui
+    from devtools.harness.comfy_env import boot, find_comfyui
 
     root = find_comfyui(comfy_path)
     if root is None:
@@ -384,8 +382,9 @@ def main(argv=None):
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--update-schemas", action="store_true",
                         help=f"rewrite {SNAPSHOT_PATH.relative_to(REPO_ROOT)} from the live {PACK_NODE_PREFIX}* nodes")
-    action.add_argument("--build", metavar="MODULE",
-                        help="importable module defining WORKFLOWS = {file name: function(Workflow)}")
+    action.add_argument("--build", metavar="TECHNIQUE",
+                        help="a module of devtools/workflows (adacache, temporal_prune, token_prune, "
+                             "motion_transfer) defining WORKFLOWS = {file name: function(Workflow)}")
     parser.add_argument("--out", default=str(WORKFLOWS_DIR), help="folder for --build (default: workflows/)")
     args = parser.parse_args(argv)
 
@@ -394,7 +393,7 @@ def main(argv=None):
         written = save_schema_snapshot(schemas)
         print(f"wrote {len(written)} node schemas to {SNAPSHOT_PATH}: {', '.join(written) or '(none)'}")
         return
-    recipes = importlib.import_module(args.build).WORKFLOWS
+    recipes = importlib.import_module(f".{args.build}", __package__).WORKFLOWS
     for file_name, recipe in recipes.items():
         workflow = Workflow(schemas, core_version=core_version)
         recipe(workflow)
