@@ -1,25 +1,45 @@
 """Local-window attention over a video token grid (pure torch).
 
-Each video query attends only to the keys within ``radii = (rt, ry, rx)`` of its own position: at most ``rt`` latent
-frames away and at most ``ry`` rows / ``rx`` columns away in the token grid. Tokens outside the video span of the
-sequence (the text of joint attention, reference tokens) stay fully visible as keys and attend everything as queries.
+Video tokens form a frames x height x width grid, row-major from ``layout.offset``. Tokens outside that span (the
+text of joint attention, reference tokens) stay fully visible as keys and attend everything as queries. Two windows:
 
-Two exact implementations:
-- ``flex``: the window as a flex-attention ``mask_mod`` (block-sparse kernels where flex compiles, e.g. CUDA);
-- ``gathered``: queries are cut into grid tiles; each tile gathers the keys of its window region (plus the non-video
-  keys) and runs ordinary masked attention on that small set. Memory is bounded by processing tiles in chunks; no
-  mask larger than (tile queries x region keys) is ever formed.
+- the exact window: each video query sees the video keys within ``radii = (rt, ry, rx)`` of its own position (at
+  most ``rt`` latent frames, ``ry`` rows and ``rx`` columns away). ``window_mask_mod`` is its mask.
+- the tiled window (after Sliding Tile Attention, Hao AI Lab 2025): the grid is cut into query tiles ``(tf, ty, tx)``
+  starting at position 0 on each axis (the last tile of an axis may be shorter). Every query of a tile sees the same
+  box of video keys: along each axis of size ``n``, the ``R = min(n, t + 2 r)`` consecutive positions starting at
+  ``clamp(tile_start - r, 0, n - R)``; that is its tile grown by the radius on both sides, slid back inside the grid
+  at the borders so the box keeps its size. It contains the exact window of every query of the tile (and at most
+  ``t - 1`` positions more per side, more at the borders). ``tiled_window_mask_mod`` is its mask.
+
+Implementations:
+- ``tiled`` (the tiled window; what "auto" picks on every device): every tile is a dense, unmasked attention over its
+  key box plus the non-video keys. A strip (one row tile x one column tile, through all frames) is gathered once,
+  frame-major, so the key boxes of its frame tiles are overlapping contiguous slices of it; strips fold into the head
+  dimension and each run of frame tiles is one attention call over views of them. The cost is close to dense
+  attention over the pairs it computes (``tiled_window_attention_flops``), and no mask is formed except a per-key
+  ``key_mask``. With ``backend="flex"`` it runs instead as one flex call with the tiled mask as a block mask.
+- ``gathered`` (the exact window): query tiles gather their key region and run masked attention on it.
+- ``flex`` (the exact window): the mask_mod as a flex-attention block mask.
+A window that covers everything (``covers_everything``) is plain attention, bit for bit, on every implementation.
 """
 import functools
+import itertools
+import math
 from dataclasses import dataclass
 
 import torch
 
-from .attention import attention, available_backends, resolve_backend
+from .attention import attention, resolve_backend
 
-# Most gathered key elements (tiles x keys x heads x head_dim, per batch) processed at once on the gathered path.
+# Most gathered key elements processed at once: tiles x keys x heads x head_dim per batch element on the gathered
+# path, batch x heads x strips x keys x head_dim on the tiled path.
 GATHER_CHUNK_ELEMENTS = 1 << 25
-IMPLEMENTATIONS = ("auto", "flex", "gathered")
+IMPLEMENTATIONS = ("auto", "flex", "gathered", "tiled")
+# The tile planner charges every computed (query, key) pair 1 + SMALL_TILE_COST / (queries per tile): SDPA runs small
+# query tiles less efficiently (2-core CPU, bf16, 12 x 128 heads, per-pair time against 512-query tiles: ~1.7x at 16
+# queries, ~1.3x at 64, ~1.1x at 128).
+SMALL_TILE_COST = 16
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ def covers_everything(layout, radii):
 def window_mask_mod(layout, radii):
     """flex-style mask_mod(b, h, q_idx, kv_idx) of the window; cached so equal windows share one object (and so
     one flex block mask)."""
-    frames, height, width, offset = layout.frames, layout.height, layout.width, layout.offset
+    height, width, offset = layout.height, layout.width, layout.offset
     n, plane = layout.video_len, layout.height * layout.width
     rt, ry, rx = radii
 
@@ -82,25 +102,31 @@ def _axis_tiles(size, tile, radius):
     return queries, keys, near
 
 
+def _grid_index(layout, f, y, x):
+    """Per-axis tile positions [Tf, a], [Ty, b], [Tx, c] -> sequence indices [Tf*Ty*Tx, a*b*c] (tiles and positions
+    in row-major order)."""
+    idx = (f[:, None, None, :, None, None] * layout.height + y[None, :, None, None, :, None]) * layout.width \
+        + x[None, None, :, None, None, :]
+    return idx.reshape(idx.shape[0] * idx.shape[1] * idx.shape[2], -1) + layout.offset
+
+
+def _other_positions(layout, seq_len):
+    """Sequence positions of the non-video tokens (before and after the video span)."""
+    return torch.cat([torch.arange(layout.offset), torch.arange(layout.offset + layout.video_len, seq_len)])
+
+
 @functools.lru_cache(maxsize=16)
 @torch.inference_mode(False)  # normal tensors: a cached plan may later index inside autograd (motion guidance)
 def _tile_plan(layout, radii, tile, seq_len):
     """Query index [T, Q], key index [T, K] and mask [T, Q, K] of every tile (CPU tensors), non-video keys appended."""
     axes = [_axis_tiles(size, t, r) for size, t, r in zip((layout.frames, layout.height, layout.width), tile, radii)]
     (qf, kf, nf), (qy, ky, ny), (qx, kx, nx) = axes
-    h, w = layout.height, layout.width
-
-    def linear(f, y, x):  # [Tf, a], [Ty, b], [Tx, c] -> [Tf*Ty*Tx, a*b*c] sequence indices
-        idx = (f[:, None, None, :, None, None] * h + y[None, :, None, None, :, None]) * w \
-            + x[None, None, :, None, None, :]
-        return idx.reshape(idx.shape[0] * idx.shape[1] * idx.shape[2], -1) + layout.offset
-
-    query_index, key_index = linear(qf, qy, qx), linear(kf, ky, kx)
+    query_index, key_index = _grid_index(layout, qf, qy, qx), _grid_index(layout, kf, ky, kx)
     mask = (nf[:, None, None, :, None, None, :, None, None]
             & ny[None, :, None, None, :, None, None, :, None]
             & nx[None, None, :, None, None, :, None, None, :])
     mask = mask.reshape(query_index.shape[0], query_index.shape[1], key_index.shape[1])
-    other = torch.cat([torch.arange(layout.offset), torch.arange(layout.offset + layout.video_len, seq_len)])
+    other = _other_positions(layout, seq_len)
     if other.numel():
         key_index = torch.cat([key_index, other.expand(key_index.shape[0], -1)], dim=1)
         mask = torch.cat([mask, mask.new_ones(*mask.shape[:2], other.numel())], dim=2)
@@ -148,14 +174,197 @@ def _gathered(q, k, v, layout, radii, tile, backend, scale, key_mask):
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The tiled window
+
+
+def _tiled_axis(size, tile, radius):
+    """(tile, key box length, tile count) along one axis of ``size`` positions; the tile is clipped to the axis."""
+    tile = min(tile, size)
+    return tile, min(size, tile + 2 * radius), -(-size // tile)
+
+
+@functools.lru_cache(maxsize=64)
+def tiled_window_tile(layout, radii):
+    """Default query tile (tf, ty, tx) of the tiled window: the least estimated cost (computed pairs, small tiles
+    charged ``SMALL_TILE_COST`` extra). It depends only on the grid and the radii, so the window does too."""
+    sizes = (layout.frames, layout.height, layout.width)
+    # per axis only the smallest tile giving each tile count: a larger one with the same count computes more pairs;
+    # largest first, so ties go to fewer, larger tiles
+    candidates = [sorted({-(-size // count) for count in range(1, size + 1)}, reverse=True) for size in sizes]
+    best_cost, best_tile = None, None
+    for tile in itertools.product(*candidates):
+        axes = [_tiled_axis(size, t, r) for size, t, r in zip(sizes, tile, radii)]
+        queries = math.prod(t for t, _, _ in axes)
+        cost = math.prod(count * t * box for t, box, count in axes) * (1 + SMALL_TILE_COST / queries)
+        if best_cost is None or cost < best_cost:
+            best_cost, best_tile = cost, tile
+    return best_tile
+
+
+@functools.lru_cache(maxsize=64)
+def tiled_window_mask_mod(layout, radii, tile):
+    """flex-style mask_mod(b, h, q_idx, kv_idx) of the tiled window with query tile ``tile`` (module docstring);
+    cached so equal windows share one object (and so one flex block mask)."""
+    offset, n, height, width = layout.offset, layout.video_len, layout.height, layout.width
+    axes = [(size, radius) + _tiled_axis(size, t, radius)[:2]
+            for size, t, radius in zip((layout.frames, layout.height, layout.width), tile, radii)]
+
+    def coordinates(video_idx):
+        return video_idx // (height * width), video_idx // width % height, video_idx % width
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        qv, kv = q_idx - offset, kv_idx - offset
+        q_video = (qv >= 0) & (qv < n)
+        k_video = (kv >= 0) & (kv < n)
+        in_box = q_video & k_video
+        for (size, radius, t, box), qc, kc in zip(axes, coordinates(qv), coordinates(kv)):
+            box_start = (qc // t * t - radius).clamp(min=0, max=size - box)  # own tile's start, grown, slid inside
+            in_box = in_box & (kc >= box_start) & (kc < box_start + box)
+        return ~q_video | ~k_video | in_box
+
+    return mask_mod
+
+
+@functools.lru_cache(maxsize=16)
+@torch.inference_mode(False)  # normal tensors: a cached plan may later index inside autograd (motion guidance)
+def _tiled_plan(layout, radii, tile, seq_len):
+    """CPU plan of the tiled window, organised by strips: a strip is one (row tile, column tile) through all frames.
+
+    Returns (strip_queries [S, F*ty*tx], strip_keys [S, F*Ry*Rx], frame_calls, token_slot, other): the sequence
+    indices of each strip's queries and key box, frame-major; the attention calls covering a strip's frame tiles, each
+    ``(count, query_start, query_length, query_step, key_start, key_length, key_step)`` in strip rows (``count``
+    windows; window i has the queries from ``query_start + i * query_step`` and the keys from
+    ``key_start + i * key_step``); for each video token (row-major), its row in all strips' call outputs laid end to
+    end; the non-video positions.
+
+    Every computed tile is full: an axis's shorter last tile is computed shifted back to end at the border. Its key
+    box is the shorter tile's own (both clamp to the box ending at the border), and the tokens it shares with the
+    previous tile read their result from that previous tile, so each token gets exactly its own tile's window.
+    """
+    starts, boxes, own_tile, tiles, box_sizes = [], [], [], [], []
+    for size, t, radius in zip((layout.frames, layout.height, layout.width), tile, radii):
+        t, box, count = _tiled_axis(size, t, radius)
+        tile_starts = torch.arange(count) * t
+        starts.append(tile_starts.clamp(max=size - t))
+        boxes.append((tile_starts - radius).clamp(min=0, max=size - box))
+        own_tile.append(torch.arange(size) // t)
+        tiles.append(t)
+        box_sizes.append(box)
+    all_frames = torch.arange(layout.frames)[None, :]
+    strip_queries = _grid_index(layout, all_frames, starts[1][:, None] + torch.arange(tiles[1]),
+                                starts[2][:, None] + torch.arange(tiles[2]))
+    strip_keys = _grid_index(layout, all_frames, boxes[1][:, None] + torch.arange(box_sizes[1]),
+                             boxes[2][:, None] + torch.arange(box_sizes[2]))
+
+    # frame tiles -> calls, in frames: (count, first query frame, query frames per window, first key frame, step)
+    frame_starts, frame_boxes, tf = starts[0].tolist(), boxes[0].tolist(), tiles[0]
+    calls, call_of_tile, i = [], [], 0
+    while i < len(frame_starts):
+        j = i
+        while j + 1 < len(frame_starts) and frame_boxes[j + 1] == frame_boxes[i]:
+            j += 1
+        if j > i:  # tiles sharing one key box: one window holding all their query frames
+            calls.append((1, frame_starts[i], frame_starts[j] + tf - frame_starts[i], frame_boxes[i], tf))
+        else:  # key boxes sliding with the tiles, up to a tile that starts a shared box
+            while (j + 1 < len(frame_starts) and frame_starts[j + 1] - frame_starts[j] == tf
+                   and frame_boxes[j + 1] - frame_boxes[j] == tf
+                   and (j + 2 == len(frame_starts) or frame_boxes[j + 2] != frame_boxes[j + 1])):
+                j += 1
+            calls.append((j - i + 1, frame_starts[i], tf, frame_boxes[i], tf))
+        call_of_tile += [len(calls) - 1] * (j - i + 1)
+        i = j + 1
+    # each call outputs its query frames in order, from frame query_start on
+    frame_rows = [count * length for count, _, length, _, _ in calls]
+    call_row = torch.tensor([0] + frame_rows[:-1]).cumsum(0)
+    first_frame = torch.tensor([first for _, first, _, _, _ in calls])
+    frame_call = torch.tensor(call_of_tile)[own_tile[0]]
+    frame_row = call_row[frame_call] + torch.arange(layout.frames) - first_frame[frame_call]  # [F] in a strip's rows
+
+    plane_queries, plane_keys = tiles[1] * tiles[2], box_sizes[1] * box_sizes[2]
+    row_tiles, column_tiles = own_tile[1], own_tile[2]
+    strip = row_tiles[:, None] * len(starts[2]) + column_tiles[None, :]
+    slot = ((torch.arange(layout.height) - starts[1][row_tiles])[:, None] * tiles[2]
+            + (torch.arange(layout.width) - starts[2][column_tiles])[None, :])
+    token_slot = (strip[None] * sum(frame_rows) + frame_row[:, None, None]) * plane_queries + slot[None]
+    frame_calls = [(count, query_start * plane_queries, length * plane_queries, step * plane_queries,
+                    key_start * plane_keys, box_sizes[0] * plane_keys, step * plane_keys)
+                   for count, query_start, length, key_start, step in calls]
+    return strip_queries, strip_keys, frame_calls, token_slot.flatten(), _other_positions(layout, seq_len)
+
+
+def _windows(rows, start, length, step, count):
+    """Views [count, N, length, ...] of ``rows`` [N, L, ...]: window i is rows[:, start + i * step:][:, :length]."""
+    if count == 1:
+        return rows[None, :, start:start + length]
+    span = rows[:, start:start + (count - 1) * step + length]
+    return span.unfold(1, length, step).movedim(-1, 2).transpose(0, 1)
+
+
+def _per_window(rows, strips, count):
+    """[B, H, T, ...] -> [count, B*H*strips, T, ...]: the same rows (non-video keys) for every strip and window."""
+    rows = rows[:, :, None].expand(-1, -1, strips, *rows.shape[2:]).flatten(0, 2)
+    return rows[None].expand(count, *rows.shape)
+
+
+def _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask):
+    """The tiled window. Strips are gathered a chunk at a time and folded into the head dimension; each frame call is
+    one dense attention over overlapping windows of them (views, so video keys are not copied per tile; non-video keys
+    are appended by copying). Few, large calls matter on CPU: every parallel op waits for all its threads, which
+    costs milliseconds when other work holds a core."""
+    batch, heads, seq_len, dim = q.shape
+    strip_queries, strip_keys, frame_calls, token_slot, other = _tiled_plan(layout, radii, tile, seq_len)
+    token_slot, other = token_slot.to(q.device), other.to(q.device)
+    if key_mask is not None:
+        key_mask = key_mask.expand(batch, -1)
+        key_mask = key_mask if key_mask.dtype == torch.bool else key_mask.to(q.dtype)
+    other_k, other_v = k[:, :, other], v[:, :, other]
+    other_mask = None if key_mask is None else key_mask[:, other]
+    strips, keys_per_strip = strip_keys.shape
+    step = max(1, GATHER_CHUNK_ELEMENTS // (batch * heads * keys_per_strip * dim))
+    chunks = []
+    for first in range(0, strips, step):
+        query_index = strip_queries[first:first + step].flatten().to(q.device)
+        key_index = strip_keys[first:first + step].flatten().to(q.device)
+        n = batch * heads * min(step, strips - first)
+        # [B, H, S, rows, D] -> [B*H*S, rows, D]: the strips become extra heads
+        chunk_q = q.index_select(2, query_index).reshape(n, -1, dim)
+        chunk_k = k.index_select(2, key_index).reshape(n, -1, dim)
+        chunk_v = v.index_select(2, key_index).reshape(n, -1, dim)
+        chunk_mask = None if key_mask is None else \
+            key_mask[:, None, key_index].expand(-1, heads, -1).reshape(n, keys_per_strip)
+        outs = []
+        for count, q_start, q_length, q_step, k_start, k_length, k_step in frame_calls:
+            call_q = _windows(chunk_q, q_start, q_length, q_step, count)
+            call_k = _windows(chunk_k, k_start, k_length, k_step, count)
+            call_v = _windows(chunk_v, k_start, k_length, k_step, count)
+            mask = None if key_mask is None else _windows(chunk_mask, k_start, k_length, k_step, count)
+            if other.numel():
+                per_strip = n // (batch * heads)
+                call_k = torch.cat([call_k, _per_window(other_k, per_strip, count)], dim=2)
+                call_v = torch.cat([call_v, _per_window(other_v, per_strip, count)], dim=2)
+                if mask is not None:
+                    other_rows = other_mask[:, None].expand(-1, heads, -1)
+                    mask = torch.cat([mask, _per_window(other_rows, per_strip, count)], dim=2)
+            mask = None if mask is None else mask[:, :, None, :]
+            out = attention(call_q, call_k, call_v, backend=backend, mask=mask, scale=scale)
+            outs.append(out.transpose(0, 1).reshape(batch, heads, -1, count * q_length, dim))
+        chunks.append(torch.cat(outs, dim=3))
+    video = torch.cat(chunks, dim=2).flatten(2, 3).index_select(2, token_slot)
+    if not other.numel():
+        return video
+    # non-video queries see the whole sequence
+    mask = None if key_mask is None else key_mask[:, None, None, :]
+    text = attention(q[:, :, other], k, v, backend=backend, mask=mask, scale=scale)
+    before = layout.offset
+    return torch.cat([text[:, :, :before], video, text[:, :, before:]], dim=2)
+
+
 def resolve_implementation(name, device):
-    """"auto" -> flex where it compiles and runs on a CUDA device, else the gathered tiles."""
+    """"auto" -> "tiled" on every device (the same window everywhere); other names are checked and kept."""
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown local-window implementation {name!r}; choose one of {', '.join(IMPLEMENTATIONS)}")
-    if name == "auto":
-        usable = torch.device(device).type == "cuda" and available_backends(device)["flex"] is None
-        return "flex" if usable else "gathered"
-    return name
+    return "tiled" if name == "auto" else name
 
 
 def local_window_attention(q, k, v, layout, radii, *, key_mask=None, implementation="auto", backend="auto",
@@ -164,19 +373,31 @@ def local_window_attention(q, k, v, layout, radii, *, key_mask=None, implementat
 
     ``key_mask``: optional per-key mask broadcastable to [B, L] (bool True = may attend, or additive float), e.g. the
     text padding of joint attention; it applies on top of the window. ``backend`` is the kernels.attention backend
-    the gathered tiles run on; ``tile`` overrides the query tile (frames, height, width) of the gathered path.
+    the tiles run on; on the tiled path a (usable) "flex" runs the tiled window as one flex block-mask call instead.
+    ``tile`` overrides the query tile (frames, height, width) of the tiled and gathered paths; on the tiled path it
+    is part of the window (default ``tiled_window_tile``).
     """
     if q.shape[2] != k.shape[2] or q.shape[2] < layout.offset + layout.video_len:
         raise ValueError(f"local-window attention needs self-attention over the whole layout; got q {tuple(q.shape)}, "
                          f"k {tuple(k.shape)} for {layout}")
+    radii = tuple(radii)
     if key_mask is not None:
         key_mask = key_mask.reshape(-1, key_mask.shape[-1])
-    if resolve_implementation(implementation, q.device) == "flex":
-        mask = None if key_mask is None else key_mask[:, None, None, :]
-        return attention(q, k, v, backend="flex", mask=mask, mask_mod=window_mask_mod(layout, tuple(radii)),
+    implementation = resolve_implementation(implementation, q.device)
+    key_mask_4d = None if key_mask is None else key_mask[:, None, None, :]
+    if covers_everything(layout, radii):  # plain attention, bit for bit (a tile would reorder the keys)
+        return attention(q, k, v, backend=backend, mask=key_mask_4d, scale=scale)
+    if implementation == "flex":
+        return attention(q, k, v, backend="flex", mask=key_mask_4d, mask_mod=window_mask_mod(layout, radii),
                          scale=scale)
-    return _gathered(q, k, v, layout, tuple(radii), tuple(tile) if tile else None,
-                     resolve_backend(backend, q.device), scale, key_mask)
+    backend = resolve_backend(backend, q.device)
+    if implementation == "gathered":
+        return _gathered(q, k, v, layout, radii, tuple(tile) if tile else None, backend, scale, key_mask)
+    tile = tuple(tile) if tile else tiled_window_tile(layout, radii)
+    if backend == "flex":
+        return attention(q, k, v, backend="flex", mask=key_mask_4d, mask_mod=tiled_window_mask_mod(layout, radii, tile),
+                         scale=scale)
+    return _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask)
 
 
 def window_attention_flops(layout, radii, heads, head_dim, seq_len=None):
@@ -192,3 +413,17 @@ def window_attention_flops(layout, radii, heads, head_dim, seq_len=None):
     per_pair = 2 * heads * head_dim
     return windowed * per_pair, seq_len * seq_len * per_pair
 
+
+
+def tiled_window_attention_flops(layout, radii, heads, head_dim, seq_len=None, tile=None):
+    """(computed, full) multiply-adds of q k^T plus p v for one tiled-window self-attention call (batch 1): every
+    computed tile's queries times its keys (a shifted-back last tile recomputes its overlap), plus the non-video
+    queries over the whole sequence."""
+    seq_len = seq_len or layout.offset + layout.video_len
+    tile = tuple(tile) if tile else tiled_window_tile(layout, radii)
+    axes = [_tiled_axis(size, t, r) for size, t, r in zip((layout.frames, layout.height, layout.width), tile, radii)]
+    computed_queries = math.prod(count * t for t, _, count in axes)
+    box = math.prod(box for _, box, _ in axes)
+    other = seq_len - layout.video_len
+    per_pair = 2 * heads * head_dim
+    return (computed_queries * (box + other) + other * seq_len) * per_pair, seq_len * seq_len * per_pair
