@@ -109,9 +109,12 @@ class LocalWindowAttentionNode(io.ComfyNode):
                 io.Float.Input("end_percent", default=_DEFAULTS.end_percent, min=0.0, max=1.0, step=0.01,
                                tooltip="Sampling progress where the window ends."),
                 io.Combo.Input("implementation", options=list(IMPLEMENTATIONS), default=_DEFAULTS.implementation,
-                               tooltip="auto: flex-attention block masks on CUDA when flex works there, else "
-                                       "gathered tiles. gathered: queries in grid tiles attend to the gathered keys "
-                                       "of their window region (any device). flex: torch flex_attention."),
+                               tooltip="auto = tiled (fast): queries are grouped in grid tiles and every query of a "
+                                       "tile sees the same box of keys, its tile grown by the window radius on each "
+                                       "side (a superset of each query's own window, slid inside the grid at the "
+                                       "borders); each tile is one dense attention call. gathered / flex: exactly "
+                                       "each query's own window, slower (gathered: masked tiles on any device; "
+                                       "flex: torch flex_attention block masks)."),
             ],
             outputs=[io.Model.Output(tooltip="The model with local-window self-attention.")],
         )
