@@ -307,6 +307,14 @@ def _per_window(rows, strips, count):
     return rows[None].expand(count, *rows.shape)
 
 
+def _gather_rows(x, index, buffer):
+    """x[:, :, index] ([B, H, n, D]), written into the front of the flat ``buffer`` when one is given."""
+    if buffer is None:
+        return x.index_select(2, index)
+    shape = (x.shape[0], x.shape[1], index.numel(), x.shape[3])
+    return torch.index_select(x, 2, index, out=buffer[:math.prod(shape)].view(shape))
+
+
 def _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask):
     """The tiled window. Strips are gathered a chunk at a time and folded into the head dimension; each frame call is
     one dense attention over overlapping windows of them (views, so video keys are not copied per tile; non-video keys
@@ -322,15 +330,20 @@ def _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask):
     other_mask = None if key_mask is None else key_mask[:, other]
     strips, keys_per_strip = strip_keys.shape
     step = max(1, GATHER_CHUNK_ELEMENTS // (batch * heads * keys_per_strip * dim))
+    # Without autograd one buffer per gathered tensor serves every chunk: first writes to fresh memory fault page by
+    # page, which on CPU costs several times the copy itself. With autograd each chunk is kept for the backward pass.
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    buffers = [None] * 3 if needs_grad else [
+        q.new_empty(batch * heads * step * rows * dim) for rows in (strip_queries.shape[1], keys_per_strip,
+                                                                     keys_per_strip)]
     chunks = []
     for first in range(0, strips, step):
         query_index = strip_queries[first:first + step].flatten().to(q.device)
         key_index = strip_keys[first:first + step].flatten().to(q.device)
         n = batch * heads * min(step, strips - first)
         # [B, H, S, rows, D] -> [B*H*S, rows, D]: the strips become extra heads
-        chunk_q = q.index_select(2, query_index).reshape(n, -1, dim)
-        chunk_k = k.index_select(2, key_index).reshape(n, -1, dim)
-        chunk_v = v.index_select(2, key_index).reshape(n, -1, dim)
+        chunk_q, chunk_k, chunk_v = (_gather_rows(x, index, buffer).reshape(n, -1, dim) for x, index, buffer in
+                                     zip((q, k, v), (query_index, key_index, key_index), buffers))
         chunk_mask = None if key_mask is None else \
             key_mask[:, None, key_index].expand(-1, heads, -1).reshape(n, keys_per_strip)
         outs = []
