@@ -6,6 +6,7 @@
     python -m bench.run --bench --tiny --full                                 # every technique on every family
     python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
     python -m bench.run --bench --trained                                     # tiny WAN trained on procedural clips
+    python -m bench.run --bench --real-shapes                                 # real widths, heads and token counts
 
 ComfyUI comes from --comfyui, $COMFYUI_PATH, or the ComfyUI this pack is installed in (``../..``). Tiny runs use their
 own ComfyUI base directory (bench/runtime) so nothing is written into the user's model folders.
@@ -51,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--trained", action="store_true",
                         help="with --bench: a tiny WAN 2.1 trained on procedural clips (trained once, cached by its "
                              "config), loaded by UNETLoader, benchmarked per motion class")
+    parser.add_argument("--real-shapes", action="store_true",
+                        help="with --bench: the real-shape benchmark (bench/real_shapes.py); the other options are "
+                             "its own: python -m bench.real_shapes --help")
     parser.add_argument("--train-steps", type=int, default=None,
                         help="training steps for --trained (default: bench.trained.train_tiny's DEFAULT_STEPS)")
     parser.add_argument("--techniques", default="",
@@ -221,6 +225,10 @@ def write_report(cases, args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--real-shapes" in argv:
+        from bench import real_shapes
+        return real_shapes.main([a for a in argv if a not in ("--real-shapes", "--bench")])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     runtime = start(args)
