@@ -232,6 +232,18 @@ def test_tiled_gradients_equal_dense_reference():
         assert (mine - reference).abs().max().item() < 1e-5, name
 
 
+def test_tiled_takes_head_split_views():
+    """ComfyUI hands q, k, v over as [B, L, H*D] split into heads: strided [B, H, L, D] views."""
+    layout = VideoLayout(2, 5, 6, offset=1)
+    seq_len = layout.video_len + 3
+    q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in qkv(seq_len))
+    assert not q.is_contiguous()
+    radii = (1, 1, 2)
+    expected = attention(q, k, v, backend="math",
+                         mask=tiled_mask(layout, radii, tiled_window_tile(layout, radii), seq_len))
+    assert (local_window_attention(q, k, v, layout, radii) - expected).abs().max().item() < 1e-5
+
+
 def test_tiled_plan_made_in_inference_mode_serves_autograd():
     """The motion guidance differentiates through a window whose cached plan a sampling step made first."""
     layout = VideoLayout(2, 3, 7)
