@@ -32,9 +32,9 @@ runs interleaved, medians over ``--repeats`` timed runs after one untimed run th
   attention counted, ``bench.flops``); flex attention cannot be counted (ideal and efficiency are then empty).
 - efficiency: speedup / ideal.
 - ``motion_transfer``: FastVMT vs DiTFlow guidance on the WAN cases (``FreeAccel_MotionTransferGuider``, amf_block 1,
-  SDEdit start from a moving reference, one guided step of ``--motion-iterations`` iterations, SDPA attention):
-  guidance seconds = a guided run minus a plain CFG run of the same schedule; the FastVMT row's speedup is DiTFlow's
-  guidance seconds / FastVMT's, its ideal the same ratio of FLOPs.
+  a one-step schedule from a moving reference latent, that step guided with ``--motion-iterations`` iterations,
+  SDPA attention): guidance seconds = a guided run minus a plain CFG run of the same schedule; the FastVMT row's
+  speedup is DiTFlow's guidance seconds / FastVMT's, its ideal the same ratio of FLOPs.
 
 No quality columns: on random weights they say nothing. On a CPU the default dtype is float32 (see ``pick_dtype``).
 """
@@ -51,8 +51,6 @@ from contextlib import contextmanager
 
 from bench import benchmark
 from devtools.harness.comfy_env import BENCH_RUNTIME, PACK_ROOT, boot, find_comfyui
-
-log = logging.getLogger("freeaccel.bench.real_shapes")
 
 FAMILIES = ("wan21", "sd15", "sdxl", "flux")
 TECHNIQUES = ("token_prune", "temporal_prune", "local_window", "adacache", "attention_backend", "motion_transfer")
@@ -91,18 +89,18 @@ HEAD_DIM = 128  # WAN and Flux
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """What one benchmark run covers. The default fits about 20 minutes on a quiet 2-core CPU; ``FULL`` is
-    everything (hours on that CPU)."""
+    """What one benchmark run covers. The default (SD1.5 and WAN at 9 frames, ratio 0.5, one timed run) took about
+    25 minutes on the shared 2-core CPU this was written on, under a load of 3-5; ``FULL`` is everything (hours)."""
     techniques: tuple = ("token_prune", "temporal_prune", "local_window", "attention_backend")
-    families: tuple = FAMILIES
-    wan_frames: tuple = (9, 21)
+    families: tuple = ("sd15", "wan21")
+    wan_frames: tuple = (9,)
     token_prune_ratios: tuple = (0.5,)
     repeats: int = 1  # timed runs per variant, after the untimed one that counts FLOPs
     motion_iterations: int = 2  # AdamW iterations of motion_transfer's one guided step
     dtype: str = "auto"  # see pick_dtype
 
 
-FULL = Selection(techniques=TECHNIQUES, token_prune_ratios=(0.3, 0.5, 0.7))
+FULL = Selection(techniques=TECHNIQUES, families=FAMILIES, wan_frames=(9, 21), token_prune_ratios=(0.3, 0.5, 0.7))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -332,7 +330,7 @@ def _run_side_by_side(shape, sample_fn, runs, repeats):
     from tqdm import tqdm
 
     names = [name for name, _ in runs]
-    with tqdm(total=len(runs) * (repeats + 1), desc=shape.name, leave=False, file=sys.stderr) as bar:
+    with tqdm(total=len(runs) * (repeats + 1), desc=shape.name, file=sys.stderr) as bar:
         return benchmark.run_variants(sample_fn, runs, repeats=repeats, progress=_VariantProgress(bar, names))
 
 
@@ -385,8 +383,8 @@ def time_variants(case, shape, found, repeats):
 
 def time_motion_transfer(case, shape, iterations, repeats):
     """FastVMT vs DiTFlow guidance seconds on ``case`` (a WAN case): each guided run minus a plain CFG run of the same
-    one-step SDEdit schedule, all on a model with SDPA attention (ComfyUI's CPU default, sub-quadratic attention,
-    keeps every attention chunk for the backward: tens of GB at these token counts)."""
+    one-step schedule from the reference latent, all on a model with SDPA attention (ComfyUI's CPU default,
+    sub-quadratic attention, keeps every attention chunk for the backward: tens of GB at these token counts)."""
     import torch
     import comfy.samplers
     from comfy_extras import nodes_custom_sampler as custom
@@ -395,7 +393,7 @@ def time_motion_transfer(case, shape, iterations, repeats):
 
     model = apply_node("FreeAccel_AttentionBackend", case.patcher, backend="sdpa")
     reference = {"samples": moving_reference(case.latent.shape)}
-    sigmas = custom.BasicScheduler.execute(model, "simple", 1, 0.75).result[0]
+    sigmas = custom.BasicScheduler.execute(model, "simple", 1, 1.0).result[0]
 
     def sample_fn(run):
         mode, guided_steps = run
@@ -420,7 +418,6 @@ def time_motion_transfer(case, shape, iterations, repeats):
 
 def bench_case(shape, selection, dtype):
     """Build ``shape``, run what ``selection`` picks on it, free it; returns its rows."""
-    start = time.perf_counter()
     case = build(shape, dtype)
     try:
         rows = []
@@ -432,7 +429,6 @@ def bench_case(shape, selection, dtype):
     finally:
         del case
         free_models()
-    log.warning("%s: %d rows in %.0f s", shape.name, len(rows), time.perf_counter() - start)
     return rows
 
 
@@ -447,15 +443,17 @@ def bench_real_shapes(selection, shapes=None):
     dtype = pick_dtype(selection.dtype)
     shapes = shapes or real_shapes(selection.wan_frames)
     start = time.perf_counter()
-    rows = []
+    rows, case_seconds = [], {}
     with quiet_console():
         for shape in shapes:
             if shape.family in selection.families and (variants(selection, shape.family)
                                                        or runs_motion_transfer(selection, shape.family)):
+                case_start = time.perf_counter()
                 rows += bench_case(shape, selection, dtype)
+                case_seconds[shape.name] = time.perf_counter() - case_start
     return {"selection": dataclasses.asdict(selection), "dtype": str(dtype).removeprefix("torch."),
             "device": str(comfy.model_management.get_torch_device()), "threads": torch.get_num_threads(),
-            "seconds": time.perf_counter() - start, "rows": rows}
+            "seconds": time.perf_counter() - start, "case_seconds": case_seconds, "rows": rows}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -472,7 +470,8 @@ def format_markdown(report):
              f"{report['selection']['repeats']} timed run(s) after one untimed run; "
              f"{report['seconds'] / 60:.1f} min in all. speedup: against the unpatched model (ComfyUI's attention "
              f"for the device; on a CPU sub-quadratic attention); vs SDPA: against the unpatched model on torch SDPA "
-             f"(the case's {SDPA_VARIANT} row); ideal: FLOPs ratio; efficiency: speedup / ideal.",
+             f"(the case's {SDPA_VARIANT} row); ideal: FLOPs ratio; efficiency: speedup / ideal. Wall time per case: "
+             + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in report["case_seconds"].items()) + ".",
              "",
              "| case | variant | steps | s / step | speedup | vs SDPA | ideal (FLOPs) | efficiency "
              "| efficiency vs SDPA | GFLOPs / step | note |",
@@ -518,11 +517,13 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
     parser.add_argument("--full", action="store_true",
-                        help=f"every technique and TokenPrune ratio {FULL.token_prune_ratios} (hours on 2 cores); "
-                             "the options below still narrow it")
+                        help="every technique and family, WAN at 9 and 21 frames, TokenPrune and ToMe at "
+                             f"{', '.join(map(str, FULL.token_prune_ratios))} (hours on 2 cores); the options below "
+                             "narrow it")
     parser.add_argument("--techniques", help=f"comma-separated subset of {', '.join(TECHNIQUES)} "
                                              f"(default: {', '.join(default.techniques)})")
-    parser.add_argument("--families", help=f"comma-separated subset of {', '.join(FAMILIES)} (default: all)")
+    parser.add_argument("--families", help=f"comma-separated subset of {', '.join(FAMILIES)} "
+                                           f"(default: {', '.join(default.families)})")
     parser.add_argument("--wan-frames", help="latent frames of the WAN cases (default: "
                                              f"{','.join(map(str, default.wan_frames))})")
     parser.add_argument("--ratios", help="TokenPrune and core ToMe ratios (default: "
