@@ -29,6 +29,14 @@ CUSTOM = "custom"
 # first-order extrapolation in sigma from the last two computed residuals ("linear", ours, FORA/TaylorSeer-style).
 REUSE_MODES = ("hold", "linear")
 
+# What MoReg's motion score m is measured on: "residual" = frame differences of the metric block's residual (the
+# paper); "denoised" = frame differences of the step's denoised estimate for the positive prompt (ours: the residual's
+# score does not track the clip's motion on the trained bench model, see docs/adacache.md).
+MOREG_SIGNALS = ("residual", "denoised")
+# What m is divided by: "fixed" = moreg_normaliser (the paper's 0.385, tuned on Open-Sora); "run_minimum" = the
+# smallest m of this run so far (ours): the factor is then >= 1 and grows only while motion rises above its floor.
+MOREG_REFERENCES = ("fixed", "run_minimum")
+
 FORCED_FIRST = 2  # the first step gives the first metric residual, the second the first distance
 FORCED_LAST = 2   # the final steps shape fine detail: the official code always computes them
 
@@ -115,6 +123,8 @@ class AdaCacheSettings:
     moreg_normaliser: float = 0.385
     moreg_exponent: float = 8.0
     reuse: str = "hold"
+    moreg_signal: str = "residual"
+    moreg_reference: str = "fixed"
 
     def error(self):
         """The message for invalid settings, or None when they are valid."""
@@ -136,13 +146,20 @@ class AdaCacheSettings:
             return f"moreg_exponent must be positive (got {self.moreg_exponent:g})"
         if self.metric_block < -1:
             return f"metric_block must be -1 (middle block) or a block index >= 0 (got {self.metric_block})"
+        if self.moreg_signal not in MOREG_SIGNALS:
+            return f"moreg_signal must be one of {', '.join(MOREG_SIGNALS)} (got '{self.moreg_signal}')"
+        if self.moreg_reference not in MOREG_REFERENCES:
+            return f"moreg_reference must be one of {', '.join(MOREG_REFERENCES)} (got '{self.moreg_reference}')"
         if self.reuse not in REUSE_MODES:
             return f"reuse must be one of {', '.join(REUSE_MODES)} (got '{self.reuse}')"
         return None
 
     def moreg_config(self):
         """The MoReg parameters, or None with MoReg off."""
-        return MoReg(self.moreg_normaliser, self.moreg_exponent) if self.moreg else None
+        if not self.moreg:
+            return None
+        return MoReg(self.moreg_normaliser, self.moreg_exponent, signal=self.moreg_signal,
+                     reference=self.moreg_reference)
 
 
 def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
@@ -181,13 +198,17 @@ class MoReg:
     normaliser: float = 0.385
     exponent: float = 8.0
     gradient_scale: float = 10.0
+    signal: str = "residual"  # one of MOREG_SIGNALS
+    reference: str = "fixed"  # one of MOREG_REFERENCES
     window: tuple = (0.1, 0.9)  # fraction of the run's steps where the motion factor applies (else it is 1)
 
     def active(self, step, steps):
         return round(self.window[0] * steps) <= step <= round(self.window[1] * steps)
 
-    def factor(self, motion):
-        return (motion / self.normaliser) ** self.exponent
+    def factor(self, motion, floor):
+        """m' for motion score ``motion``; ``floor`` is the smallest score of the run so far (this one included)."""
+        reference = floor if self.reference == "run_minimum" else self.normaliser
+        return (motion / reference) ** self.exponent if reference > 0 else 1.0
 
 
 @dataclasses.dataclass
@@ -215,6 +236,7 @@ class Decisions:
         self.next_compute = 0
         self.last_computed = None
         self.previous_motion_factor = 1.0
+        self.motion_floor = math.inf
 
     def forced(self, step):
         return step < FORCED_FIRST or step >= self.steps - FORCED_LAST
@@ -225,6 +247,8 @@ class Decisions:
     def update(self, step, relative_change, motion=None):
         """Record a computed step; ``relative_change`` = Σ|p_t − p_prev| / Σ|p_prev| or None. Returns the record."""
         record = StepRecord(step, True, motion=motion)
+        if motion is not None:
+            self.motion_floor = min(self.motion_floor, motion)
         if relative_change is None or self.last_computed is None:
             record.rate = 1
         else:
@@ -232,7 +256,7 @@ class Decisions:
             distance = relative_change / k
             if self.moreg is not None:
                 active = motion is not None and self.moreg.active(step, self.steps)
-                factor = self.moreg.factor(motion) if active else 1.0
+                factor = self.moreg.factor(motion, self.motion_floor) if active else 1.0
                 gradient = self.moreg.gradient_scale * (factor - self.previous_motion_factor) / k
                 distance *= factor + abs(gradient)
                 self.previous_motion_factor = factor
@@ -362,10 +386,19 @@ class AdaCacheRun:
         if previous is not None and previous.shape == residual.shape:
             previous = previous.to(residual.device)
             change, reference = _l1(residual - previous), _l1(previous)
-        if self.decisions.moreg is not None:
+        if self._moreg_signal() == "residual":
             motion_diff, motion_norm = motion_terms(residual, frames)
         self.sums.add(key, change, reference, motion_diff, motion_norm)
         self.pending_metric[key] = self._stored(residual)
+
+    def observe_denoised(self, key, denoised):
+        """The step's denoised estimate of one chunk ([B, C, F, ...] latent) on a computed step; MoReg's motion
+        score when its signal is "denoised" (pass only the positive prompt's chunks)."""
+        if self._moreg_signal() == "denoised" and self.computing and not self._repeat:
+            self.sums.add(key, 0.0, 0.0, *latent_motion_terms(denoised))
+
+    def _moreg_signal(self):
+        return None if self.decisions.moreg is None else self.decisions.moreg.signal
 
     def store_residual(self, key, residual):
         previous = self.residuals.get(key, [])[-1:] if self.reuse == "linear" else []
@@ -450,4 +483,13 @@ def motion_terms(residual, frames):
         raise ValueError(f"MoReg: {tokens} image tokens do not split into {frames} latent frames")
     stride = tokens // frames
     later, earlier = residual[:, stride:], residual[:, :-stride]
+    return _l1(later - earlier), _l1(later) + _l1(earlier)
+
+
+def latent_motion_terms(latent):
+    """The same L1 sums over the frames (dim 2) of a video latent [B, C, F, ...]."""
+    if latent.ndim < 4 or latent.shape[2] < 2:
+        raise ValueError(f"MoReg needs a video latent [B, C, frames >= 2, ...], got shape {tuple(latent.shape)}; "
+                         "turn MoReg off for images")
+    later, earlier = latent[:, :, 1:], latent[:, :, :-1]
     return _l1(later - earlier), _l1(later) + _l1(earlier)

@@ -208,16 +208,21 @@ def format_summary(title, cases, column_key):
     if any([r.name for r in case["results"]] != names for case in cases):
         raise ValueError("format_summary needs cases with the same variants")
     width = _name_width(names)
-    header = f"{'variant':{width}s}" + "".join(f" {str(case[column_key]):>22s}" for case in cases)
+    header = (f"{'variant':{width}s}" + "".join(f" {str(case[column_key]):>22s}" for case in cases)
+              + f" {'median speedup':>15s} {'worst dB':>9s} {'median dB':>10s}")
     lines = [title + " (speedup / PSNR dB / FLOPs skipped)", header, "-" * len(header)]
     for row, name in enumerate(names):
         cells = []
-        for case in cases:
-            r = case["results"][row]
+        results = [case["results"][row] for case in cases]
+        for r in results:
             psnr = _psnr_text(r.psnr_latent, 1)
             skipped = "n/a" if math.isnan(r.work_skipped) else f"{100 * r.work_skipped:.0f}%"  # flex: uncounted
             cells.append(f"{r.speedup:.2f}x / {psnr} / {skipped}")
-        lines.append(f"{name:{width}s}" + "".join(f" {cell:>22s}" for cell in cells))
+        psnrs = [r.psnr_latent for r in results]
+        speedup = statistics.median(r.speedup for r in results)
+        lines.append(f"{name:{width}s}" + "".join(f" {cell:>22s}" for cell in cells)
+                     + f" {speedup:14.2f}x {_psnr_text(min(psnrs), 1):>9s} "
+                       f"{_psnr_text(statistics.median(psnrs), 1):>10s}")
     return "\n".join(lines)
 
 
@@ -242,7 +247,7 @@ def plot(cases, path):
         ax.axhline(ceiling, color="grey", lw=0.5, ls=":")
         ax.set_title(case["title"], fontsize=9)
         ax.set_xlabel("speedup vs baseline (x)")
-        ax.set_ylabel(f"latent PSNR vs baseline (dB; top line = identical)")
+        ax.set_ylabel("latent PSNR vs baseline (dB; top line = identical)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -64,6 +64,8 @@ def parse_args(argv=None):
                         help="--bench --tiny: every technique on every family (without it, and without --techniques "
                              "or --families, a quick subset: " + ", ".join(f"{t}/{f}" for t, f in QUICK) + ")")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: each technique's own)")
+    parser.add_argument("--seeds", default="0", help="--trained: comma-separated noise seeds, each run per motion "
+                                                     "class (default: 0)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median is reported)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for bench.json and bench.png")
     parser.add_argument("--verbose", action="store_true", help="show ComfyUI's and the techniques' logs")
@@ -137,22 +139,22 @@ def _tiny_cases(args):
                 yield technique, module, family
 
 
-def _run_case(technique, module, family, case, steps, title, args, extra=None):
+def _run_case(technique, module, family, case, steps, title, args, extra=None, seed=0, cfg=None):
     from tqdm import tqdm
     from devtools.harness import tiny_models
 
-    cfg = getattr(module, "CFG", 3.0)
+    cfg = getattr(module, "CFG", 3.0) if cfg is None else cfg
     variants = [(benchmark.BASELINE, case.patcher)]
     variants += [(name, apply(case.patcher)) for name, apply in module.variants(family)]
 
     def sample_fn(model):
-        return tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=0)
+        return tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=seed)
 
     title = f"{title}: {steps} steps, cfg {cfg}, latent {tuple(case.latent.shape)}"
     with tqdm(total=len(variants) * (args.repeats + 1), desc=f"{technique}/{family}", leave=False) as bar:
         results = benchmark.run_variants(sample_fn, variants, repeats=args.repeats, progress=bar)
     print(benchmark.format_table(title, results) + "\n", flush=True)
-    return {"title": title, "technique": technique, "family": family, "steps": steps, "cfg": cfg,
+    return {"title": title, "technique": technique, "family": family, "steps": steps, "cfg": cfg, "seed": seed,
             "latent_shape": list(case.latent.shape), "results": results, **(extra or {})}
 
 
@@ -165,15 +167,19 @@ def bench_trained(runtime, args):
     if not selected:
         raise SystemExit("no selected technique benchmarks WAN 2.1")
     trained, patcher = load_bench_model(runtime.base_dir, args.train_steps or DEFAULT_STEPS)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     cases = []
     for technique, module, family in selected:
         steps = args.steps or module.STEPS
+        cfg = getattr(module, "TRAINED_CFG", None)
         per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
-                               f"{technique} on trained tiny {family}, {motion} clips", args,
-                               {"motion": motion, "model_file": os.path.basename(trained.path)})
-                     for motion in procedural.MOTION_CLASSES]
-        print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, per motion class",
-                                       per_class, "motion") + "\n", flush=True)
+                               f"{technique} on trained tiny {family}, {motion} clips, seed {seed}", args,
+                               {"motion": motion if len(seeds) == 1 else f"{motion} s{seed}",
+                                "model_file": os.path.basename(trained.path)}, seed=seed, cfg=cfg)
+                     for motion in procedural.MOTION_CLASSES for seed in seeds]
+        print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, cfg "
+                                       f"{per_class[0]['cfg']:g}, per motion class", per_class, "motion") + "\n",
+              flush=True)
         cases += per_class
     return cases
 

@@ -96,6 +96,12 @@ class _RunContext:
         self.frames = x_in.shape[2] if x_in.ndim == 5 else 1
         self.run.begin_step(self.step_index(sigma), self.window.contains(sigma), sigma)
 
+    def observe_denoised(self, positive):
+        """The step's denoised estimate for the positive prompt (calc_cond_batch's first output)."""
+        keys = sorted((order, key) for key, order in self.key_order.items() if order[0] == 0)
+        if keys:
+            self.run.observe_denoised(keys[0][1], positive)
+
     # --- per model call ----------------------------------------------------------------------------------------------
     def _chunks(self, x):
         size = x.shape[0] // len(self.chunk_keys)
@@ -162,6 +168,7 @@ def _calc_cond_batch_wrapper(executor, *args, **kwargs):
         return executor(*args, **kwargs)
     context.begin_step(args[2], args[3])
     out = executor(*args, **kwargs)
+    context.observe_denoised(out[0])
     context.run.end_step()
     return out
 
@@ -248,10 +255,20 @@ class AdaCacheNode(io.ComfyNode):
                                tooltip="What a skipped step adds to the block-stack input: hold = the residual of the "
                                        "last computed step (the paper); linear = that residual extrapolated in sigma "
                                        "from the last two computed steps (keeps two residuals per conditioning)."),
+                io.Combo.Input("moreg_signal", options=list(adacache.MOREG_SIGNALS), default=_DEFAULTS.moreg_signal,
+                               tooltip="What MoReg measures motion on. residual = frame differences of the metric "
+                                       "block's residual (the paper); denoised = frame differences of each step's "
+                                       "denoised estimate for the positive prompt (ours)."),
+                io.Combo.Input("moreg_reference", options=list(adacache.MOREG_REFERENCES),
+                               default=_DEFAULTS.moreg_reference,
+                               tooltip="What MoReg divides the motion score by. fixed = moreg_normaliser (the paper; "
+                                       "below it MoReg makes the node reuse more); run_minimum = the smallest score "
+                                       "of this run so far (ours): MoReg only adds computed steps, where motion "
+                                       "rises."),
                 io.Float.Input("moreg_normaliser", default=_DEFAULTS.moreg_normaliser, min=0.001, max=10.0,
                                step=0.001,
-                               tooltip="Advanced. MoReg motion score m is used as (m / normaliser) ^ exponent; the "
-                                       "official value is 0.385."),
+                               tooltip="Advanced. With moreg_reference fixed, MoReg's motion score m is used as "
+                                       "(m / normaliser) ^ exponent; the official value is 0.385."),
                 io.Float.Input("moreg_exponent", default=_DEFAULTS.moreg_exponent, min=0.1, max=32.0, step=0.1,
                                tooltip="Advanced. Exponent of the MoReg motion factor; the official value is 8."),
             ],

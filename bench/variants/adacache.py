@@ -7,6 +7,7 @@ puts a wrapper in front of it that hands EasyCache a copy of the input, so both 
 
 FAMILIES = ("wan21", "flux")
 STEPS = 30
+TRAINED_CFG = 5.0  # the trained-model protocol of issue 15 (30 euler steps, cfg 5); tiny random models keep cfg 3
 VIDEO = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi")
 CORE_DEFAULTS = {"reuse_threshold": 0.2, "start_percent": 0.15, "end_percent": 0.95, "verbose": False}
 
@@ -46,25 +47,91 @@ def variants(family):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # distance survey: what c (and MoReg's motion score) does a model produce per step? Every step is computed (k = 1).
 # python -m bench.variants.adacache wan21 flux            tiny random-weight families
-# python -m bench.variants.adacache --trained --moreg     the trained tiny WAN, per motion class
+# python -m bench.variants.adacache --trained --moreg [residual|denoised]   the trained tiny WAN, per motion class
 
 
-def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
+def step_records(case, steps=STEPS, cfg=3.0, moreg=None):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
     from devtools.harness import tiny_models
     from devtools.harness.comfy_env import current_runtime
     runtime = current_runtime()
     settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
-        preset="custom", custom_codebook="1.00:1", moreg=moreg)
+        preset="custom", custom_codebook="1.00:1", **moreg_settings(moreg or "off"))
     model = runtime.pack_module("nodes.adacache").apply_adacache(case.patcher, settings)
     tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
     return list(runtime.pack_module("nodes.integration.run_state").last_run(model, "freeaccel_adacache").steps)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# codebook sweep: how many steps each codebook computes and how far its output lands from the uncached run, per
+# (motion class, seed) of the trained tiny WAN; this is how the presets were chosen.
+# python -m bench.variants.adacache --trained --sweep [--codebooks A B ...] [--seeds 0,1] [--reuse hold,linear]
+
+SWEEP_CODEBOOKS = (
+    "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1",  # fast_30
+    "0.08:5,0.16:4,0.24:3,0.32:2,0.40:1,1.00:1",
+    "0.08:4,0.16:3,0.24:2,0.32:2,0.40:1,1.00:1",
+    "0.08:4,0.16:3,0.24:2,0.32:1,1.00:1",
+    "0.06:5,0.12:4,0.18:3,0.24:2,1.00:1",
+    "0.08:3,0.16:2,0.24:1,1.00:1",  # slow_30
+)
+
+
+def sweep_rows(cases, codebooks, seeds, reuse_modes, moreg_options, steps=STEPS, cfg=TRAINED_CFG):
+    """One row per (codebook, reuse, moreg, case, seed): computed steps and PSNR against the uncached run."""
+    import itertools
+    from bench import metrics
+    from devtools.harness import tiny_models
+    from devtools.harness.comfy_env import current_runtime
+    runtime = current_runtime()
+    settings_class = runtime.pack_module("accel_core.adacache").AdaCacheSettings
+    apply_adacache = runtime.pack_module("nodes.adacache").apply_adacache
+    last_run = runtime.pack_module("nodes.integration.run_state").last_run
+    rows = []
+    for (name, case), seed in itertools.product(cases, seeds):
+        reference = tiny_models.sample(case, steps=steps, cfg=cfg, seed=seed)
+        for codebook, reuse, moreg in itertools.product(codebooks, reuse_modes, moreg_options):
+            settings = settings_class(preset="custom", custom_codebook=codebook, reuse=reuse, **moreg_settings(moreg))
+            model = apply_adacache(case.patcher, settings)
+            output = tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=seed)
+            computed = len(last_run(model, "freeaccel_adacache").computed_steps)
+            rows.append({"codebook": codebook, "reuse": reuse, "moreg": moreg, "case": name, "seed": seed,
+                         "computed": computed, "psnr": metrics.psnr(output, reference)})
+    return rows
+
+
+def moreg_settings(text):
+    """AdaCacheSettings keywords for a sweep's MoReg option: "off", or signal[:reference[:exponent[:normaliser]]]
+    (e.g. residual:run_minimum:4)."""
+    if text == "off":
+        return {"moreg": False}
+    signal, *rest = text.split(":")
+    settings = {"moreg": True, "moreg_signal": signal}
+    if rest:
+        settings["moreg_reference"] = rest[0]
+    names = ("moreg_exponent", "moreg_normaliser")
+    return {**settings, **{name: float(n) for name, n in zip(names, rest[1:])}}
+
+
+def format_sweep(rows, steps=STEPS):
+    """Per (codebook, reuse, moreg): step ratio (steps / mean computed), worst and median PSNR, worst per case."""
+    import statistics
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["codebook"], row["reuse"], row["moreg"]), []).append(row)
+    case_names = list(dict.fromkeys(row["case"] for row in rows))
+    lines = ["| codebook | reuse | MoReg | step ratio | worst dB | median dB | " + " | ".join(
+        f"worst dB {name}" for name in case_names) + " |", "|---" * (6 + len(case_names)) + "|"]
+    for (codebook, reuse, moreg), group in groups.items():
+        values = [row["psnr"] for row in group]
+        per_case = [min(row["psnr"] for row in group if row["case"] == name) for name in case_names]
+        ratio = steps / statistics.mean(row["computed"] for row in group)
+        lines.append(f"| {codebook} | {reuse} | {moreg} | {ratio:.2f}x | {min(values):.1f} | "
+                     f"{statistics.median(values):.1f} | " + " | ".join(f"{v:.1f}" for v in per_case) + " |")
+    return "\n".join(lines)
 
 
 def _trained_cases(runtime, motions):
@@ -78,12 +145,21 @@ def main(argv=None):
     import tempfile
     from bench.trained import procedural
     from devtools.harness.comfy_env import BENCH_RUNTIME, boot, find_comfyui
-    parser = argparse.ArgumentParser(description="AdaCache distance survey (every step computed)")
+    parser = argparse.ArgumentParser(description="AdaCache distance survey (every step computed) and codebook sweep")
     parser.add_argument("targets", nargs="*", help="tiny random-weight families; with --trained: motion classes "
                                                    "(default: all)")
     parser.add_argument("--trained", action="store_true", help="the bench's trained tiny WAN 2.1")
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--moreg", action="store_true", help="also print MoReg's motion score per step")
+    parser.add_argument("--moreg", nargs="?", const="residual", choices=("residual", "denoised"),
+                        help="also print MoReg's motion score per step, measured on this signal (default: residual)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead of the survey: computed steps and PSNR vs the uncached run per codebook")
+    parser.add_argument("--codebooks", nargs="+", default=SWEEP_CODEBOOKS, help="--sweep: codebooks to try")
+    parser.add_argument("--seeds", default="0,1", help="--sweep: noise seeds per case (default: 0,1)")
+    parser.add_argument("--reuse", default="hold,linear", help="--sweep: reuse modes (default: hold,linear)")
+    parser.add_argument("--sweep-moreg", default="off,residual",
+                        help="--sweep: comma-separated MoReg options, each off or signal[:reference[:exponent[:normaliser]]] "
+                             "(default: off,residual)")
     args = parser.parse_args(argv)
     if args.trained:
         runtime = boot(find_comfyui(), BENCH_RUNTIME)
@@ -94,8 +170,13 @@ def main(argv=None):
         boot(find_comfyui(), tempfile.mkdtemp(prefix="freeaccel-adacache-"))
         from devtools.harness import tiny_models  # imports ComfyUI: after boot
         cases = [(family, tiny_models.build(family)) for family in args.targets]
+    if args.sweep:
+        rows = sweep_rows(cases, args.codebooks, [int(s) for s in args.seeds.split(",")], args.reuse.split(","),
+                          args.sweep_moreg.split(","), args.steps)
+        print(format_sweep(rows, args.steps))
+        return
     for name, case in cases:
-        records = step_records(case, args.steps, moreg=args.moreg)
+        records = step_records(case, args.steps, TRAINED_CFG if args.trained else 3.0, moreg=args.moreg)
         distances = [r.distance for r in records if r.distance is not None]
         ordered = sorted(distances)
         print(f"{name}: {len(distances)} distances, min {ordered[0]:.4f}, median {ordered[len(ordered) // 2]:.4f}, "

@@ -11,11 +11,11 @@ EAGER = "100.0:3"  # every measured distance is below 100: reuse 3 steps after e
 
 
 def _apply(comfy_rt, model, preset="custom", codebook=NEVER, metric_block=-1, moreg=False, start=0.0, end=1.0,
-           offload=False, normaliser=0.385, exponent=8.0, reuse="hold"):
+           offload=False, normaliser=0.385, exponent=8.0, reuse="hold", signal="residual"):
     node = comfy_rt.node_class("FreeAccel_AdaCache")
     return node.execute(model, preset=preset, custom_codebook=codebook, metric_block=metric_block, moreg=moreg,
                         start_percent=start, end_percent=end, offload=offload, moreg_normaliser=normaliser,
-                        moreg_exponent=exponent, reuse=reuse).result[0]
+                        moreg_exponent=exponent, reuse=reuse, moreg_signal=signal).result[0]
 
 
 def _steps(comfy_rt, model):
@@ -237,6 +237,32 @@ def test_moreg_on_video_families(comfy_rt, tiny):
         out = tiny.sample(case, model=patched, steps=10)
         assert torch.isfinite(out).all()
         assert all(r.motion is not None and 0.0 <= r.motion <= 1.0 for r in _steps(comfy_rt, patched) if r.computed)
+
+
+@pytest.mark.parametrize("family", ["wan21", "ltxv"])
+def test_moreg_denoised_signal_scores_the_positive_denoised_estimate(comfy_rt, tiny, family):
+    """m of every computed step = the frame-difference score of calc_cond_batch's positive output, hand-computed
+    from a wrapper that records it; the uncond output plays no part."""
+    import comfy.patcher_extension
+    case = tiny.build(family)
+    positives = []
+
+    def record(executor, *args, **kwargs):
+        out = executor(*args, **kwargs)
+        positives.append(out[0].clone())
+        return out
+
+    patched = _apply(comfy_rt, case.patcher, preset="fast_30", moreg=True, signal="denoised")
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, "test_record", record)
+    tiny.sample(case, model=patched, steps=10, cfg=3.0)
+    computed = [r for r in _steps(comfy_rt, patched) if r.computed]
+    assert 0 < len(computed) < 10 and len(positives) == 10
+
+    def score(x):
+        later, earlier = x[:, :, 1:].double(), x[:, :, :-1].double()
+        return float((later - earlier).abs().sum() / (later.abs().sum() + earlier.abs().sum()))
+
+    assert [r.motion for r in computed] == pytest.approx([score(positives[r.step]) for r in computed], rel=1e-9)
 
 
 @pytest.mark.parametrize("inputs, message", [

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from freeaccel.accel_core.adacache import (
-    AdaCacheRun, AdaCacheSettings, Codebook, MoReg, PRESETS, effective_steps, motion_terms, parse_codebook,
-    percent_of_sigma, resolve_codebook, scale_codebook)
+    AdaCacheRun, AdaCacheSettings, Codebook, Decisions, MoReg, PRESETS, effective_steps, latent_motion_terms,
+    motion_terms, parse_codebook, percent_of_sigma, resolve_codebook, scale_codebook)
 
 CODEBOOK = "0.1:3,0.3:2,1.0:1"
 
@@ -240,3 +240,67 @@ def test_motion_terms():
         motion_terms(p, 1)
     with pytest.raises(ValueError, match="6 image tokens do not split into 4 latent frames"):
         motion_terms(p, 4)
+
+
+def test_latent_motion_terms():
+    x = torch.tensor([1.0, -1.0, 2.0, 0.0, 4.0, 4.0]).reshape(1, 1, 3, 2)  # [B, C, 3 frames, 2 pixels]
+    # later = [2,0,4,4], earlier = [1,-1,2,0]: as test_motion_terms, frames along dim 2
+    assert latent_motion_terms(x) == (8.0, 14.0)
+    with pytest.raises(ValueError, match=r"frames >= 2.*shape \(1, 1, 1, 2\)"):
+        latent_motion_terms(x[:, :, :1])
+    with pytest.raises(ValueError, match="turn MoReg off for images"):
+        latent_motion_terms(torch.zeros(1, 4, 8))
+
+
+def test_denoised_signal_scores_the_denoised_estimate_and_ignores_residual_frames():
+    """moreg_signal = denoised: m comes from observe_denoised; the residual needs no frame layout at all."""
+    run = AdaCacheRun(parse_codebook(CODEBOOK), steps=10, moreg=MoReg(signal="denoised"))
+    denoised = torch.tensor([1.0, -1.0, 2.0, 0.0, 4.0, 4.0]).reshape(1, 1, 3, 2)
+    for step in range(2):
+        run.begin_step(step)
+        run.observe_metric("cond", torch.full((1, 5, 1), 1.0 + step), frames=1)  # 5 tokens, 1 frame: fine here
+        run.observe_denoised("cond", denoised * (1 + step))
+        record = run.end_step()
+    assert record.motion == pytest.approx(8.0 / 14.0)
+    assert record.distance is not None
+    residual_run = AdaCacheRun(parse_codebook(CODEBOOK), steps=10, moreg=MoReg())
+    residual_run.begin_step(0)
+    residual_run.observe_denoised("cond", denoised)  # ignored under the residual signal
+    residual_run.observe_metric("cond", torch.ones(1, 4, 1), frames=2)
+    assert residual_run.end_step().motion == 0.0
+
+
+def test_denoised_signal_ignores_skipped_and_repeated_evaluations():
+    run = AdaCacheRun(parse_codebook("1.0:3"), steps=10, moreg=MoReg(signal="denoised"))
+    moving = torch.arange(6.0).reshape(1, 1, 3, 2)
+    for step in range(3):
+        run.begin_step(step)
+        run.observe_metric("cond", torch.full((1, 2, 1), 1.0 + step))
+        run.observe_denoised("cond", moving)
+        run.end_step()
+    run.begin_step(2)  # a second evaluation of step 2 (e.g. a sampler's corrector) keeps its decision
+    run.observe_denoised("cond", torch.zeros(1, 1, 3, 2))
+    assert run.end_step() is None
+    assert not run.begin_step(3)  # step 2 chose rate 3: steps 3 and 4 reuse
+    run.observe_denoised("cond", torch.zeros(1, 1, 3, 2))
+    assert run.end_step().motion is None
+
+
+def test_settings_check_the_moreg_signal():
+    assert AdaCacheSettings(moreg=True, moreg_signal="denoised").moreg_config().signal == "denoised"
+    assert "moreg_signal must be one of residual, denoised (got 'latent')" in AdaCacheSettings(
+        moreg_signal="latent").error()
+
+
+def test_moreg_run_minimum_reference_hand_trace():
+    """reference = run_minimum: m' = (m / smallest m so far)^e, so falling motion leaves c alone and rising motion
+    raises it; gradient = 10 (m' - m'_prev) / k as with the fixed reference."""
+    decisions = Decisions(parse_codebook(CODEBOOK), steps=10, moreg=MoReg(exponent=2.0, reference="run_minimum"))
+    trace = [(0, None, 0.5), (1, 0.05, 0.4), (2, 0.05, 0.2), (3, 0.05, 0.3), (5, 0.1, 0.3)]
+    records = [decisions.update(step, change, motion) for step, change, motion in trace]
+    # step 1 (window is steps 1..9): floor 0.4 = m -> m' 1, gradient 0 -> c 0.05
+    # step 2: floor 0.2 = m -> c 0.05; step 3: m' = (0.3/0.2)^2 = 2.25, gradient 10 * 1.25 -> c 0.05 * 14.75
+    # step 5 (k = 2): m' 2.25 again, gradient 0 -> c = 0.1 / 2 * 2.25
+    assert [r.distance for r in records] == pytest.approx([None, 0.05, 0.05, 0.7375, 0.1125])
+    assert [r.rate for r in records] == [1, 3, 3, 1, 2]
+    assert decisions.motion_floor == 0.2

@@ -17,14 +17,17 @@ def test_rows_are_variants_and_columns_are_cases():
              _case("fast", (1.0, 1.5), (math.inf, 30.04), (0.0, 0.2))]
     lines = format_summary("AdaCache on trained WAN", cases, "motion").splitlines()
     assert lines[0] == "AdaCache on trained WAN (speedup / PSNR dB / FLOPs skipped)"
-    assert lines[1].split() == ["variant", "static", "fast"]
-    assert lines[3].split() == ["baseline", "1.00x", "/", "inf", "/", "0%", "1.00x", "/", "inf", "/", "0%"]
-    assert lines[4].split()[2:] == ["3.20x", "/", "41.3", "/", "68%", "1.50x", "/", "30.0", "/", "20%"]
+    assert lines[1].split() == ["variant", "static", "fast", "median", "speedup", "worst", "dB", "median", "dB"]
+    assert lines[3].split() == ["baseline", "1.00x", "/", "inf", "/", "0%", "1.00x", "/", "inf", "/", "0%",
+                                "1.00x", "inf", "inf"]
+    # the last three: median speedup over the cases, worst (lowest) and median PSNR
+    assert lines[4].split()[2:] == ["3.20x", "/", "41.3", "/", "68%", "1.50x", "/", "30.0", "/", "20%",
+                                    "2.35x", "30.0", "35.6"]
 
 
 def test_uncounted_flops_read_n_a():
     cases = [_case("static", (1.0, 0.9), (math.inf, 130.0), (0.0, math.nan))]
-    assert format_summary("t", cases, "motion").splitlines()[4].split()[2:] == ["0.90x", "/", "130.0", "/", "n/a"]
+    assert format_summary("t", cases, "motion").splitlines()[4].split()[2:7] == ["0.90x", "/", "130.0", "/", "n/a"]
 
 
 def test_cases_must_share_their_variants():
