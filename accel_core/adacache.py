@@ -17,9 +17,11 @@ import math
 
 import torch
 
-# Official codebooks (threshold -> steps to reuse), each with the step count it was tuned for.
+# Codebooks (threshold -> steps to reuse), each with the step count it was tuned for; all official but medium_30.
 PRESETS = {
     "fast_30": (30, "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1"),
+    # ours, between the two (chosen on the trained bench model: python -m bench.variants.adacache --trained --sweep)
+    "medium_30": (30, "0.06:5,0.12:4,0.18:3,0.24:2,1.00:1"),
     "slow_30": (30, "0.08:3,0.16:2,0.24:1,0.32:1,0.40:1,1.00:1"),
     "fast_100": (100, "0.03:12,0.05:10,0.07:8,0.09:6,0.11:4,1.00:3"),
 }
@@ -29,10 +31,6 @@ CUSTOM = "custom"
 # first-order extrapolation in sigma from the last two computed residuals ("linear", ours, FORA/TaylorSeer-style).
 REUSE_MODES = ("hold", "linear")
 
-# What MoReg's motion score m is measured on: "residual" = frame differences of the metric block's residual (the
-# paper); "denoised" = frame differences of the step's denoised estimate for the positive prompt (ours: the residual's
-# score does not track the clip's motion on the trained bench model, see docs/adacache.md).
-MOREG_SIGNALS = ("residual", "denoised")
 # What m is divided by: "fixed" = moreg_normaliser (the paper's 0.385, tuned on Open-Sora); "run_minimum" = the
 # smallest m of this run so far (ours): the factor is then >= 1 and grows only while motion rises above its floor.
 MOREG_REFERENCES = ("fixed", "run_minimum")
@@ -113,7 +111,7 @@ def resolve_codebook(preset, custom_codebook, steps):
 @dataclasses.dataclass(frozen=True)
 class AdaCacheSettings:
     """The node's settings; ``error()`` is the one check behind prompt validation and ``apply_adacache``."""
-    preset: str = "fast_30"
+    preset: str = "slow_30"  # the preset that keeps >= 35 dB worst-case on the trained bench model
     custom_codebook: str = "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1"
     metric_block: int = -1
     moreg: bool = False
@@ -123,8 +121,7 @@ class AdaCacheSettings:
     moreg_normaliser: float = 0.385
     moreg_exponent: float = 8.0
     reuse: str = "hold"
-    moreg_signal: str = "residual"
-    moreg_reference: str = "fixed"
+    moreg_reference: str = "run_minimum"
 
     def error(self):
         """The message for invalid settings, or None when they are valid."""
@@ -146,8 +143,6 @@ class AdaCacheSettings:
             return f"moreg_exponent must be positive (got {self.moreg_exponent:g})"
         if self.metric_block < -1:
             return f"metric_block must be -1 (middle block) or a block index >= 0 (got {self.metric_block})"
-        if self.moreg_signal not in MOREG_SIGNALS:
-            return f"moreg_signal must be one of {', '.join(MOREG_SIGNALS)} (got '{self.moreg_signal}')"
         if self.moreg_reference not in MOREG_REFERENCES:
             return f"moreg_reference must be one of {', '.join(MOREG_REFERENCES)} (got '{self.moreg_reference}')"
         if self.reuse not in REUSE_MODES:
@@ -158,8 +153,7 @@ class AdaCacheSettings:
         """The MoReg parameters, or None with MoReg off."""
         if not self.moreg:
             return None
-        return MoReg(self.moreg_normaliser, self.moreg_exponent, signal=self.moreg_signal,
-                     reference=self.moreg_reference)
+        return MoReg(self.moreg_normaliser, self.moreg_exponent, reference=self.moreg_reference)
 
 
 def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
@@ -198,7 +192,6 @@ class MoReg:
     normaliser: float = 0.385
     exponent: float = 8.0
     gradient_scale: float = 10.0
-    signal: str = "residual"  # one of MOREG_SIGNALS
     reference: str = "fixed"  # one of MOREG_REFERENCES
     window: tuple = (0.1, 0.9)  # fraction of the run's steps where the motion factor applies (else it is 1)
 
@@ -386,19 +379,10 @@ class AdaCacheRun:
         if previous is not None and previous.shape == residual.shape:
             previous = previous.to(residual.device)
             change, reference = _l1(residual - previous), _l1(previous)
-        if self._moreg_signal() == "residual":
+        if self.decisions.moreg is not None:
             motion_diff, motion_norm = motion_terms(residual, frames)
         self.sums.add(key, change, reference, motion_diff, motion_norm)
         self.pending_metric[key] = self._stored(residual)
-
-    def observe_denoised(self, key, denoised):
-        """The step's denoised estimate of one chunk ([B, C, F, ...] latent) on a computed step; MoReg's motion
-        score when its signal is "denoised" (pass only the positive prompt's chunks)."""
-        if self._moreg_signal() == "denoised" and self.computing and not self._repeat:
-            self.sums.add(key, 0.0, 0.0, *latent_motion_terms(denoised))
-
-    def _moreg_signal(self):
-        return None if self.decisions.moreg is None else self.decisions.moreg.signal
 
     def store_residual(self, key, residual):
         previous = self.residuals.get(key, [])[-1:] if self.reuse == "linear" else []
@@ -485,11 +469,3 @@ def motion_terms(residual, frames):
     later, earlier = residual[:, stride:], residual[:, :-stride]
     return _l1(later - earlier), _l1(later) + _l1(earlier)
 
-
-def latent_motion_terms(latent):
-    """The same L1 sums over the frames (dim 2) of a video latent [B, C, F, ...]."""
-    if latent.ndim < 4 or latent.shape[2] < 2:
-        raise ValueError(f"MoReg needs a video latent [B, C, frames >= 2, ...], got shape {tuple(latent.shape)}; "
-                         "turn MoReg off for images")
-    later, earlier = latent[:, :, 1:], latent[:, :, :-1]
-    return _l1(later - earlier), _l1(later) + _l1(earlier)

@@ -89,8 +89,8 @@ HEAD_DIM = 128  # WAN and Flux
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """What one benchmark run covers. The default (SD1.5 and WAN at 9 frames, ratio 0.5, one timed run) took about
-    25 minutes on the shared 2-core CPU this was written on, under a load of 3-5; ``FULL`` is everything (hours)."""
+    """What one benchmark run covers. The default (SD1.5 and WAN at 9 frames, ratio 0.5, one timed run) took 12.7
+    minutes on an otherwise idle 2-core CPU (docs/results.md); ``FULL`` is everything (hours)."""
     techniques: tuple = ("token_prune", "temporal_prune", "local_window", "attention_backend")
     families: tuple = ("sd15", "wan21")
     wan_frames: tuple = (9,)

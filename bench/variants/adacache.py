@@ -12,12 +12,13 @@ VIDEO = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi")
 CORE_DEFAULTS = {"reuse_threshold": 0.2, "start_percent": 0.15, "end_percent": 0.95, "verbose": False}
 
 
-def _adacache(preset, moreg):
+def _adacache(preset, moreg=False, **settings):
     def apply(model):
         from devtools.harness.comfy_env import current_runtime  # booted before variants are applied
         runtime = current_runtime()
-        settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(preset=preset, moreg=moreg)
-        return runtime.pack_module("nodes.adacache").apply_adacache(model, settings)
+        adacache_settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
+            preset=preset, moreg=moreg, **settings)
+        return runtime.pack_module("nodes.adacache").apply_adacache(model, adacache_settings)
     return apply
 
 
@@ -36,10 +37,12 @@ def _core(node_name, clone_input=False):
 
 
 def variants(family):
-    out = [("AdaCache fast", _adacache("fast_30", False)), ("AdaCache slow", _adacache("slow_30", False))]
+    out = [("AdaCache slow", _adacache("slow_30")), ("AdaCache medium", _adacache("medium_30")),
+           ("AdaCache fast", _adacache("fast_30"))]
     if family in VIDEO:
-        out += [("AdaCache fast + MoReg", _adacache("fast_30", True)),
-                ("AdaCache slow + MoReg", _adacache("slow_30", True))]
+        out += [("AdaCache medium + MoReg", _adacache("medium_30", True)),
+                ("AdaCache fast + MoReg", _adacache("fast_30", True)),
+                ("AdaCache fast + MoReg (paper: fixed)", _adacache("fast_30", True, moreg_reference="fixed"))]
     out += [("EasyCache", _core("EasyCacheNode")),
             ("EasyCache (input cloned)", _core("EasyCacheNode", clone_input=True)),
             ("LazyCache", _core("LazyCacheNode"))]
@@ -49,17 +52,17 @@ def variants(family):
 # ---------------------------------------------------------------------------------------------------------------
 # distance survey: what c (and MoReg's motion score) does a model produce per step? Every step is computed (k = 1).
 # python -m bench.variants.adacache wan21 flux            tiny random-weight families
-# python -m bench.variants.adacache --trained --moreg [residual|denoised]   the trained tiny WAN, per motion class
+# python -m bench.variants.adacache --trained --moreg     the trained tiny WAN, per motion class
 
 
-def step_records(case, steps=STEPS, cfg=3.0, moreg=None):
+def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
     from devtools.harness import tiny_models
     from devtools.harness.comfy_env import current_runtime
     runtime = current_runtime()
     settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
-        preset="custom", custom_codebook="1.00:1", **moreg_settings(moreg or "off"))
+        preset="custom", custom_codebook="1.00:1", moreg=moreg)
     model = runtime.pack_module("nodes.adacache").apply_adacache(case.patcher, settings)
     tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
     return list(runtime.pack_module("nodes.integration.run_state").last_run(model, "freeaccel_adacache").steps)
@@ -104,16 +107,13 @@ def sweep_rows(cases, codebooks, seeds, reuse_modes, moreg_options, steps=STEPS,
 
 
 def moreg_settings(text):
-    """AdaCacheSettings keywords for a sweep's MoReg option: "off", or signal[:reference[:exponent[:normaliser]]]
-    (e.g. residual:run_minimum:4)."""
+    """AdaCacheSettings keywords for a sweep's MoReg option: "off", or reference[:exponent[:normaliser]]
+    (e.g. fixed, run_minimum:4)."""
     if text == "off":
         return {"moreg": False}
-    signal, *rest = text.split(":")
-    settings = {"moreg": True, "moreg_signal": signal}
-    if rest:
-        settings["moreg_reference"] = rest[0]
+    reference, *numbers = text.split(":")
     names = ("moreg_exponent", "moreg_normaliser")
-    return {**settings, **{name: float(n) for name, n in zip(names, rest[1:])}}
+    return {"moreg": True, "moreg_reference": reference, **{name: float(n) for name, n in zip(names, numbers)}}
 
 
 def format_sweep(rows, steps=STEPS):
@@ -150,16 +150,15 @@ def main(argv=None):
                                                    "(default: all)")
     parser.add_argument("--trained", action="store_true", help="the bench's trained tiny WAN 2.1")
     parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--moreg", nargs="?", const="residual", choices=("residual", "denoised"),
-                        help="also print MoReg's motion score per step, measured on this signal (default: residual)")
+    parser.add_argument("--moreg", action="store_true", help="also print MoReg's motion score per step")
     parser.add_argument("--sweep", action="store_true",
                         help="instead of the survey: computed steps and PSNR vs the uncached run per codebook")
     parser.add_argument("--codebooks", nargs="+", default=SWEEP_CODEBOOKS, help="--sweep: codebooks to try")
     parser.add_argument("--seeds", default="0,1", help="--sweep: noise seeds per case (default: 0,1)")
     parser.add_argument("--reuse", default="hold,linear", help="--sweep: reuse modes (default: hold,linear)")
-    parser.add_argument("--sweep-moreg", default="off,residual",
-                        help="--sweep: comma-separated MoReg options, each off or signal[:reference[:exponent[:normaliser]]] "
-                             "(default: off,residual)")
+    parser.add_argument("--sweep-moreg", default="off,fixed,run_minimum",
+                        help="--sweep: comma-separated MoReg options, each off or reference[:exponent[:normaliser]] "
+                             "(default: off,fixed,run_minimum)")
     args = parser.parse_args(argv)
     if args.trained:
         runtime = boot(find_comfyui(), BENCH_RUNTIME)

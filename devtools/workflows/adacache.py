@@ -3,15 +3,16 @@ from .builder import HF, wan21_text_to_video
 
 _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several steps when the content changes slowly "
          "(measured at the middle block) and computes more often when it changes fast. The first two and last two "
-         "steps always run. Presets are the official 30- and 100-step codebooks, scaled to your step count. "
+         "steps always run. Presets are 30- and 100-step codebooks (official ones and our medium_30), scaled to your "
+         "step count; slow_30 is the safest, fast_30 the fastest. "
          "{extra} The console reports `AdaCache: computed X of Y steps (rates ...)` after sampling.")
 
 
 def _wan21(wf):
-    wf.note(_NOTE.format(extra="MoReg (on here) computes more often when there is more motion between frames."),
+    wf.note(_NOTE.format(extra="MoReg (on here) computes the steps where motion between frames rises."),
             title="About this workflow")
     shift, positive, negative, vae = wan21_text_to_video(wf)
-    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=True)
+    cache = wf.add("FreeAccel_AdaCache", preset="medium_30", moreg=True)
     wf.link(shift, "MODEL", cache, "model")
     latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
     wf.sample_decode_save((cache, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
@@ -40,7 +41,7 @@ def _flux(wf):
     wf.link(positive, "CONDITIONING", guidance, "conditioning")
     negative = wf.add("ConditioningZeroOut")
     wf.link(positive, "CONDITIONING", negative, "conditioning")
-    cache = wf.add("FreeAccel_AdaCache", preset="fast_30", moreg=False)
+    cache = wf.add("FreeAccel_AdaCache", preset="medium_30", moreg=False)
     wf.link(unet, "MODEL", cache, "model")
     latent = wf.add("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
     wf.sample_decode_save((cache, "MODEL"), (guidance, "CONDITIONING"), (negative, "CONDITIONING"),

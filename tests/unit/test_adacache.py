@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from freeaccel.accel_core.adacache import (
-    AdaCacheRun, AdaCacheSettings, Codebook, Decisions, MoReg, PRESETS, effective_steps, latent_motion_terms,
-    motion_terms, parse_codebook, percent_of_sigma, resolve_codebook, scale_codebook)
+    AdaCacheRun, AdaCacheSettings, Codebook, Decisions, MoReg, PRESETS, effective_steps, motion_terms,
+    parse_codebook, percent_of_sigma, resolve_codebook, scale_codebook)
 
 CODEBOOK = "0.1:3,0.3:2,1.0:1"
 
@@ -46,7 +46,7 @@ def test_presets_are_the_official_tables():
     assert resolve_codebook("slow_30", "", 30) == Codebook((0.08, 0.16, 0.24, 0.32, 0.40, 1.0), (3, 2, 1, 1, 1, 1))
     assert resolve_codebook("fast_100", "", 100) == Codebook((0.03, 0.05, 0.07, 0.09, 0.11, 1.0),
                                                               (12, 10, 8, 6, 4, 3))
-    assert set(PRESETS) == {"fast_30", "slow_30", "fast_100"}
+    assert set(PRESETS) == {"fast_30", "medium_30", "slow_30", "fast_100"}
 
 
 def test_scaling_by_step_count():
@@ -82,7 +82,8 @@ def test_settings_errors():
 
 def test_settings_give_moreg_only_when_on():
     assert AdaCacheSettings().moreg_config() is None
-    assert AdaCacheSettings(moreg=True, moreg_normaliser=0.5, moreg_exponent=4.0).moreg_config() == MoReg(0.5, 4.0)
+    assert AdaCacheSettings(moreg=True, moreg_normaliser=0.5, moreg_exponent=4.0,
+                            moreg_reference="fixed").moreg_config() == MoReg(0.5, 4.0)
 
 
 def test_effective_steps_from_schedule_coverage():
@@ -242,55 +243,11 @@ def test_motion_terms():
         motion_terms(p, 4)
 
 
-def test_latent_motion_terms():
-    x = torch.tensor([1.0, -1.0, 2.0, 0.0, 4.0, 4.0]).reshape(1, 1, 3, 2)  # [B, C, 3 frames, 2 pixels]
-    # later = [2,0,4,4], earlier = [1,-1,2,0]: as test_motion_terms, frames along dim 2
-    assert latent_motion_terms(x) == (8.0, 14.0)
-    with pytest.raises(ValueError, match=r"frames >= 2.*shape \(1, 1, 1, 2\)"):
-        latent_motion_terms(x[:, :, :1])
-    with pytest.raises(ValueError, match="turn MoReg off for images"):
-        latent_motion_terms(torch.zeros(1, 4, 8))
-
-
-def test_denoised_signal_scores_the_denoised_estimate_and_ignores_residual_frames():
-    """moreg_signal = denoised: m comes from observe_denoised; the residual needs no frame layout at all."""
-    run = AdaCacheRun(parse_codebook(CODEBOOK), steps=10, moreg=MoReg(signal="denoised"))
-    denoised = torch.tensor([1.0, -1.0, 2.0, 0.0, 4.0, 4.0]).reshape(1, 1, 3, 2)
-    for step in range(2):
-        run.begin_step(step)
-        run.observe_metric("cond", torch.full((1, 5, 1), 1.0 + step), frames=1)  # 5 tokens, 1 frame: fine here
-        run.observe_denoised("cond", denoised * (1 + step))
-        record = run.end_step()
-    assert record.motion == pytest.approx(8.0 / 14.0)
-    assert record.distance is not None
-    residual_run = AdaCacheRun(parse_codebook(CODEBOOK), steps=10, moreg=MoReg())
-    residual_run.begin_step(0)
-    residual_run.observe_denoised("cond", denoised)  # ignored under the residual signal
-    residual_run.observe_metric("cond", torch.ones(1, 4, 1), frames=2)
-    assert residual_run.end_step().motion == 0.0
-
-
-def test_denoised_signal_ignores_skipped_and_repeated_evaluations():
-    run = AdaCacheRun(parse_codebook("1.0:3"), steps=10, moreg=MoReg(signal="denoised"))
-    moving = torch.arange(6.0).reshape(1, 1, 3, 2)
-    for step in range(3):
-        run.begin_step(step)
-        run.observe_metric("cond", torch.full((1, 2, 1), 1.0 + step))
-        run.observe_denoised("cond", moving)
-        run.end_step()
-    run.begin_step(2)  # a second evaluation of step 2 (e.g. a sampler's corrector) keeps its decision
-    run.observe_denoised("cond", torch.zeros(1, 1, 3, 2))
-    assert run.end_step() is None
-    assert not run.begin_step(3)  # step 2 chose rate 3: steps 3 and 4 reuse
-    run.observe_denoised("cond", torch.zeros(1, 1, 3, 2))
-    assert run.end_step().motion is None
-
-
-def test_settings_check_the_moreg_signal():
-    assert AdaCacheSettings(moreg=True, moreg_signal="denoised").moreg_config().signal == "denoised"
-    assert "moreg_signal must be one of residual, denoised (got 'latent')" in AdaCacheSettings(
-        moreg_signal="latent").error()
-
+def test_settings_check_the_moreg_reference():
+    assert AdaCacheSettings(moreg=True).moreg_config().reference == "run_minimum"
+    assert AdaCacheSettings(moreg=True, moreg_reference="fixed").moreg_config() == MoReg(reference="fixed")
+    assert "moreg_reference must be one of fixed, run_minimum (got 'median')" in AdaCacheSettings(
+        moreg_reference="median").error()
 
 def test_moreg_run_minimum_reference_hand_trace():
     """reference = run_minimum: m' = (m / smallest m so far)^e, so falling motion leaves c alone and rising motion
