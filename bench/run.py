@@ -173,7 +173,8 @@ def bench_trained(runtime, args):
         steps = args.steps or module.STEPS
         cfg = getattr(module, "TRAINED_CFG", None)
         per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
-                               f"{technique} on trained tiny {family}, {motion} clips, seed {seed}", args,
+                               f"{technique} on trained tiny {family}, {motion} clips"
+                               + (f", seed {seed}" if len(seeds) > 1 else ""), args,
                                {"motion": motion if len(seeds) == 1 else f"{motion} s{seed}",
                                 "model_file": os.path.basename(trained.path)}, seed=seed, cfg=cfg)
                      for motion in procedural.MOTION_CLASSES for seed in seeds]

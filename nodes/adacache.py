@@ -225,9 +225,9 @@ class AdaCacheNode(io.ComfyNode):
                                tooltip="Codebook (distance threshold -> steps to reuse), scaled to your step count. "
                                        "fast_30 / slow_30: official 30-step tables; medium_30: ours, between them; "
                                        "fast_100: official 100-step table; custom: use custom_codebook. On the "
-                                       "bench's trained tiny WAN (worst case of 8 clips): slow_30 1.7x of the steps "
-                                       "at 37.8 dB, medium_30 + MoReg 2.1x at 36.0 dB, fast_30 + MoReg 3.0x at "
-                                       "33.5 dB."),
+                                       "bench's trained tiny WAN (worst case of 8 clips): slow_30 computes 1 step in "
+                                       "1.7 at 37.8 dB, medium_30 + MoReg 1 in 2.1 at 36.0 dB, fast_30 + MoReg 1 in "
+                                       "3.0 at 33.7 dB."),
                 io.String.Input("custom_codebook", default=_DEFAULTS.custom_codebook,
                                 tooltip="Used when preset is custom, as written (no scaling): comma-separated "
                                         "threshold:rate pairs with ascending thresholds; a distance below a "

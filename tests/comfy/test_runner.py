@@ -118,13 +118,21 @@ def test_latent_to_rgb_shape_and_range(tiny_nodes):
 
 
 def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_nodes, tmp_path, capsys):
-    args = run.parse_args(["--bench", "--workflow", "workflows/wan21_t2v_adacache.json", "--tiny", "--repeats", "1",
-                           "--out", str(tmp_path)])
+    # the bundled workflow with the fast codebook and the paper's MoReg, which reuse steps on the random tiny WAN
+    # (the bundled medium_30 with run_minimum MoReg computes every step there)
+    with open("workflows/wan21_t2v_adacache.json") as f:
+        workflow = json.load(f)
+    (adacache,) = [node for node in workflow["nodes"] if node["type"] == "FreeAccel_AdaCache"]
+    adacache["widgets_values"] = [{"medium_30": "fast_30", "run_minimum": "fixed"}.get(value, value)
+                                  for value in adacache["widgets_values"]]
+    path = tmp_path / "wan21_fast.json"
+    path.write_text(json.dumps(workflow))
+    args = run.parse_args(["--bench", "--workflow", str(path), "--tiny", "--repeats", "1", "--out", str(tmp_path)])
     (case,) = run.bench_workflow(bench_nodes, args)
     baseline, patched = case["results"]
     assert (baseline.name, patched.name) == ("baseline", "FreeAccel nodes as given")
     assert math.isinf(baseline.psnr_latent)
-    assert math.isfinite(patched.psnr_latent)  # the bundled fast codebook reuses steps
+    assert math.isfinite(patched.psnr_latent)
     assert any("AdaCache: computed" in line for line in patched.log)
     assert not any("AdaCache" in line for line in baseline.log)
     assert patched.work_skipped > 0
@@ -142,7 +150,8 @@ def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_pat
         assert [r.name for r in case["results"]][0] == "baseline"
     out = capsys.readouterr().out
     assert "attention_backend on trained tiny wan21, static clips: 2 steps" in out
-    summary = out[out.index("attention_backend on trained tiny wan21, 2 steps, per motion class"):]
+    summary = out[out.index("attention_backend on trained tiny wan21, 2 steps, cfg 3, per motion class"):]
+    assert summary.splitlines()[1].split()[-4:] == ["worst", "dB", "median", "dB"]
     assert all(motion in summary.splitlines()[1] for motion in procedural.MOTION_CLASSES)
     assert summary.splitlines()[3].startswith("baseline") and "1.00x / inf / 0%" in summary.splitlines()[3]
     run.write_report(cases, args)
