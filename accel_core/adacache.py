@@ -468,4 +468,3 @@ def motion_terms(residual, frames):
     stride = tokens // frames
     later, earlier = residual[:, stride:], residual[:, :-stride]
     return _l1(later - earlier), _l1(later) + _l1(earlier)
-

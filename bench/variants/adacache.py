@@ -59,13 +59,15 @@ def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
     """AdaCache's record of every computed step of ``case`` (a tiny_models.TinyCase) with a codebook that reuses
     nothing, so each distance is c at k = 1 on the unpatched trajectory."""
     from devtools.harness import tiny_models
-    from devtools.harness.comfy_env import current_runtime
-    runtime = current_runtime()
-    settings = runtime.pack_module("accel_core.adacache").AdaCacheSettings(
-        preset="custom", custom_codebook="1.00:1", moreg=moreg)
-    model = runtime.pack_module("nodes.adacache").apply_adacache(case.patcher, settings)
+    model = _adacache("custom", moreg, custom_codebook="1.00:1")(case.patcher)
     tiny_models.sample(case, model=model, steps=steps, cfg=cfg)
-    return list(runtime.pack_module("nodes.integration.run_state").last_run(model, "freeaccel_adacache").steps)
+    return list(_last_run(model).steps)
+
+
+def _last_run(model):
+    """AdaCache's record of the last sampling run of ``model`` (a model AdaCache patched)."""
+    from devtools.harness.comfy_env import current_runtime
+    return current_runtime().pack_module("nodes.integration.run_state").last_run(model, "freeaccel_adacache")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -73,14 +75,8 @@ def step_records(case, steps=STEPS, cfg=3.0, moreg=False):
 # (motion class, seed) of the trained tiny WAN; this is how the presets were chosen.
 # python -m bench.variants.adacache --trained --sweep [--codebooks A B ...] [--seeds 0,1] [--reuse hold,linear]
 
-SWEEP_CODEBOOKS = (
-    "0.08:6,0.16:5,0.24:4,0.32:3,0.40:2,1.00:1",  # fast_30
-    "0.08:5,0.16:4,0.24:3,0.32:2,0.40:1,1.00:1",
-    "0.08:4,0.16:3,0.24:2,0.32:2,0.40:1,1.00:1",
-    "0.08:4,0.16:3,0.24:2,0.32:1,1.00:1",
-    "0.06:5,0.12:4,0.18:3,0.24:2,1.00:1",
-    "0.08:3,0.16:2,0.24:1,1.00:1",  # slow_30
-)
+SWEEP_CODEBOOKS = ("fast_30", "0.08:5,0.16:4,0.24:3,0.32:2,0.40:1,1.00:1", "0.08:4,0.16:3,0.24:2,0.32:2,0.40:1,1.00:1",
+                   "0.08:4,0.16:3,0.24:2,0.32:1,1.00:1", "medium_30", "slow_30")  # preset names or codebooks
 
 
 def sweep_rows(cases, codebooks, seeds, reuse_modes, moreg_options, steps=STEPS, cfg=TRAINED_CFG):
@@ -89,18 +85,15 @@ def sweep_rows(cases, codebooks, seeds, reuse_modes, moreg_options, steps=STEPS,
     from bench import metrics
     from devtools.harness import tiny_models
     from devtools.harness.comfy_env import current_runtime
-    runtime = current_runtime()
-    settings_class = runtime.pack_module("accel_core.adacache").AdaCacheSettings
-    apply_adacache = runtime.pack_module("nodes.adacache").apply_adacache
-    last_run = runtime.pack_module("nodes.integration.run_state").last_run
+    presets = current_runtime().pack_module("accel_core.adacache").PRESETS
     rows = []
     for (name, case), seed in itertools.product(cases, seeds):
         reference = tiny_models.sample(case, steps=steps, cfg=cfg, seed=seed)
         for codebook, reuse, moreg in itertools.product(codebooks, reuse_modes, moreg_options):
-            settings = settings_class(preset="custom", custom_codebook=codebook, reuse=reuse, **moreg_settings(moreg))
-            model = apply_adacache(case.patcher, settings)
+            preset = codebook if codebook in presets else "custom"
+            model = _adacache(preset, custom_codebook=codebook, reuse=reuse, **moreg_settings(moreg))(case.patcher)
             output = tiny_models.sample(case, model=model, steps=steps, cfg=cfg, seed=seed)
-            computed = len(last_run(model, "freeaccel_adacache").computed_steps)
+            computed = len(_last_run(model).computed_steps)
             rows.append({"codebook": codebook, "reuse": reuse, "moreg": moreg, "case": name, "seed": seed,
                          "computed": computed, "psnr": metrics.psnr(output, reference)})
     return rows
@@ -153,7 +146,8 @@ def main(argv=None):
     parser.add_argument("--moreg", action="store_true", help="also print MoReg's motion score per step")
     parser.add_argument("--sweep", action="store_true",
                         help="instead of the survey: computed steps and PSNR vs the uncached run per codebook")
-    parser.add_argument("--codebooks", nargs="+", default=SWEEP_CODEBOOKS, help="--sweep: codebooks to try")
+    parser.add_argument("--codebooks", nargs="+", default=SWEEP_CODEBOOKS,
+                        help="--sweep: codebooks (threshold:rate lists) or preset names to try")
     parser.add_argument("--seeds", default="0,1", help="--sweep: noise seeds per case (default: 0,1)")
     parser.add_argument("--reuse", default="hold,linear", help="--sweep: reuse modes (default: hold,linear)")
     parser.add_argument("--sweep-moreg", default="off,fixed,run_minimum",
