@@ -27,6 +27,8 @@ runs interleaved, medians over ``--repeats`` timed runs after one untimed run th
   run a short schedule and report its average step: TemporalAttnPrune 2 steps (the first calibrates, the second
   runs pruned), AdaCache ``ADACACHE_STEPS`` steps with a custom codebook that reuses at any distance (random weights
   give no meaningful distances), so it computes the 2 forced first steps, reuses, and computes the 2 forced last.
+  Rows named "... on SDPA" apply the technique to the model on torch SDPA (FreeAccel_AttentionBackend sdpa), as a
+  fused-attention (GPU) build would run it; compare them in the "vs SDPA" column.
 - speedup: baseline seconds per step / variant seconds per step.
 - ideal: baseline FLOPs per step / variant FLOPs per step (``torch.utils.flop_counter.FlopCounterMode`` with CPU
   attention counted, ``bench.flops``); flex attention cannot be counted (ideal and efficiency are then empty).
@@ -220,6 +222,7 @@ class Variant:
     inputs: dict  # keyword inputs; the node's other widget inputs take their schema defaults
     steps: int = 1  # sampling steps of one run; seconds and FLOPs are reported per step
     note: str = ""
+    on_sdpa: bool = False  # applied to the model on torch SDPA (AttentionBackend sdpa) instead of the unpatched one
 
 
 def apply_node(node_id, model, **inputs):
@@ -246,6 +249,11 @@ def _token_prune_variants(family, ratios):
             found.append(Variant(f"TokenPrune {ratio} DSAP", "token_prune", "FreeAccel_TokenPrune",
                                  {"ratio": ratio, "dsap": "on"}, note="DSAP phase (outer stages spared)"))
             found.append(Variant(f"core ToMe {ratio}", "token_prune", "TomePatchModel", {"ratio": ratio}))
+            # on a fast fused attention (GPU builds) attention weighs less than under ComfyUI's CPU default
+            found.append(Variant(f"TokenPrune {ratio} on SDPA", "token_prune", "FreeAccel_TokenPrune",
+                                 {"ratio": ratio, "dsap": "off"}, on_sdpa=True))
+            found.append(Variant(f"core ToMe {ratio} on SDPA", "token_prune", "TomePatchModel", {"ratio": ratio},
+                                 on_sdpa=True))
     return found
 
 
@@ -363,8 +371,10 @@ def time_variants(case, shape, found, repeats):
     """Rows of the baseline and ``found`` variants on ``case``: per step, side by side."""
     from devtools.harness import tiny_models
 
+    sdpa = apply_node("FreeAccel_AttentionBackend", case.patcher, backend="sdpa")
     runs = [(benchmark.BASELINE, (case.patcher, 1))]
-    runs += [(variant.name, (apply_node(variant.node_id, case.patcher, **variant.inputs), variant.steps))
+    runs += [(variant.name, (apply_node(variant.node_id, sdpa if variant.on_sdpa else case.patcher,
+                                        **variant.inputs), variant.steps))
              for variant in found]
 
     def sample_fn(run):

@@ -27,10 +27,10 @@ def topk_keep_index(scores, keep):
 
 
 def complement_index(index, length):
-    """index [B, K] -> [B, length - K]: the positions in [0, length) missing from each row, ascending."""
+    """index [B, K] (distinct positions per row) -> [B, length - K]: the positions in [0, length) missing from
+    each row, ascending."""
     kept = torch.zeros(index.shape[0], length, dtype=torch.bool, device=index.device)
     kept.scatter_(1, index, True)
-    if not bool((kept.sum(dim=1) == index.shape[1]).all()):
-        raise ValueError("index rows must hold distinct positions")
-    positions = torch.arange(length, device=index.device).expand(index.shape[0], -1)
-    return positions[~kept].view(index.shape[0], length - index.shape[1])
+    # a stable sort puts the missing positions first, in order; unlike boolean indexing it needs no host sync
+    order = torch.sort(kept.to(torch.uint8), dim=1, stable=True).indices
+    return order[:, :length - index.shape[1]]

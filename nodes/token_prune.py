@@ -22,12 +22,13 @@ import comfy.patcher_extension
 
 from ..accel_core.families import require_family
 from ..accel_core.token_prune import (
-    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for,
+    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for, local_windows,
     recover_passthrough, recover_residual, recover_similarity, recovery_source, resolve_block_range,
     score_query_rows,
 )
 from ..kernels.attention import split_heads
 from ..kernels.tokens import gather_tokens
+from .integration.attention import chain_attention_override
 from .integration.blocks import chain_block_replacement, drop_block_replacements
 from .integration.families import double_blocks
 from .integration.run_state import OUTER_SAMPLE, install_run_hook, run_state
@@ -78,42 +79,65 @@ def _scheduled_ratio(settings, stage, tokens, transformer_options):
 
 
 class StagePruner:
-    """Prunes one stage's tokens right after its first self-attention and refills them before proj_out.
+    """Prunes one stage's tokens in its first block and refills them before proj_out.
 
-    The scores come from the first block's attn1 projections: q/k are recomputed here from norm1(x) with the block's
-    own to_q/to_k, because ComfyUI computes its attention inside BasicTransformerBlock.forward and exposes no
-    attention probabilities; recomputing the two projections costs 2*N*C^2 MACs, far less than the attention itself,
-    and leaves ComfyUI's forward untouched. (Other nodes' attn1 patches are therefore not seen by the scoring.)
-    The pruning itself runs as the LAST `middle_patch` of the first block: ComfyUI calls middle patches right after
-    attn1's residual add, so that block's cross-attention and feed-forward already run on the kept tokens, exactly as
-    AT-EDM prunes after the first self-attention, while the block's forward stays ComfyUI's own.
+    The first block runs with options that carry two hooks. An attention handler, chained in front of any attention
+    override, meets the block's self-attention: it ranks the tokens by G-WPR from the q and k ComfyUI hands to
+    attention (no extra projections) and computes attention for the kept queries only, against every key; the
+    pruned rows get zeros, as recovery replaces those tokens anyway. The LAST middle patch, which ComfyUI calls right
+    after attn1's residual add, then drops the pruned tokens, so the block's cross-attention and feed-forward run on
+    the kept ones, exactly as AT-EDM prunes after the first self-attention, while the block's forward stays
+    ComfyUI's own. If the handler never saw that self-attention (another node replaced attn1 without calling
+    ComfyUI's attention, or changed its keys), the middle patch ranks the tokens from q / k recomputed from the
+    block's input with its own norm1 / to_q / to_k. Recovery compares the tokens' block input.
     """
 
-    def __init__(self, keep_index, recovery):
-        self.keep_index = keep_index
-        self.recovery = recovery
-        self.features = None
-        self.source = None
+    def __init__(self, block, settings, ratio, grid, device):
+        self.block, self.settings, self.ratio = block, settings, ratio
+        self.tokens = grid[0] * grid[1]
+        self.windows = local_windows(*grid, ratio, device) if settings.recovery == "local" else None
+        self.block_input = self.keep_index = self.source = None
 
-    def __call__(self, x, extra_options):
-        self.features = x
-        if self.recovery == "similarity":
-            self.source = recovery_source(x, self.keep_index)
+    def first_block_options(self, transformer_options, block_input):
+        """A copy of transformer_options for the first block (whose input is ``block_input``) with both hooks; the
+        original is not modified."""
+        self.block_input = block_input
+        options = dict(transformer_options)
+        patches = dict(options.get("patches", {}))
+        patches["middle_patch"] = list(patches.get("middle_patch", [])) + [self.prune]
+        options["patches"] = patches
+        return chain_attention_override(options, self.attention)
+
+    def _select(self, q, k):
+        rows = score_query_rows(q.shape[2], self.settings.score_queries, q.device)
+        scores = gwpr_scores(q, k, self.settings.iterations, query_index=rows)
+        self.keep_index = keep_index_for(scores, self.ratio, self.windows)
+
+    def attention(self, call):
+        """The first block's self-attention on the kept queries (see the class doc); other calls pass through."""
+        if self.keep_index is not None or call.mask is not None or not (
+                call.query_length == call.key_length == self.tokens):
+            return call.next()
+        self._select(call.q, call.k)
+        rows = self.keep_index[:, None, :, None]
+        kept_out = call.next(call.q.gather(2, rows.expand(-1, call.q.shape[1], -1, call.q.shape[3])), call.k, call.v)
+        out = kept_out.new_zeros(*kept_out.shape[:2], self.tokens, kept_out.shape[3])
+        return out.scatter(2, rows.expand(-1, kept_out.shape[1], -1, kept_out.shape[3]), kept_out)
+
+    def prune(self, x, extra_options):
+        """The middle patch: the kept tokens of x (ranked from recomputed q / k if the handler did not rank them)."""
+        if self.keep_index is None:
+            attn = self.block.attn1
+            normed = self.block.norm1(self.block_input)
+            self._select(split_heads(attn.to_q(normed), attn.heads), split_heads(attn.to_k(normed), attn.heads))
+        if self.settings.recovery != "passthrough":
+            self.source = recovery_source(self.block_input, self.keep_index, self.windows)
         return gather_tokens(x, self.keep_index)
 
     def recover(self, kept_out):
-        if self.recovery == "similarity":
+        if self.source is not None:
             return recover_similarity(kept_out, self.source)
-        return recover_passthrough(self.features.to(kept_out.dtype), self.keep_index, kept_out)
-
-
-def _with_last_middle_patch(transformer_options, patch):
-    """A copy of transformer_options whose middle_patch list ends with `patch` (the original is not modified)."""
-    options = dict(transformer_options)
-    patches = dict(options.get("patches", {}))
-    patches["middle_patch"] = list(patches.get("middle_patch", [])) + [patch]
-    options["patches"] = patches
-    return options
+        return recover_passthrough(self.block_input.to(kept_out.dtype), self.keep_index, kept_out)
 
 
 # nn.Module stands in for the base only on a ComfyUI without SpatialTransformer, where apply_token_prune refuses UNets
@@ -121,7 +145,7 @@ class PrunedSpatialTransformer(SpatialTransformer or torch.nn.Module):
     """A SpatialTransformer (so ComfyUI's forward_timestep_embed passes context and transformer_options to it) that
     shares the original's children and prunes tokens when its stage is scheduled to."""
 
-    def __init__(self, original, stage, stage_index, settings):
+    def __init__(self, original, stage, settings):
         torch.nn.Module.__init__(self)  # children are shared, not rebuilt: SpatialTransformer.__init__ would allocate
         for name, child in original.named_children():
             self.add_module(name, child)
@@ -129,7 +153,6 @@ class PrunedSpatialTransformer(SpatialTransformer or torch.nn.Module):
         self.use_linear = original.use_linear
         object.__setattr__(self, "original", original)  # unregistered: keys stay those of the shared children
         self.stage = stage
-        self.stage_index = stage_index
         self.settings = settings
 
     def forward(self, x, context=None, transformer_options={}):
@@ -158,10 +181,10 @@ class PrunedSpatialTransformer(SpatialTransformer or torch.nn.Module):
         x = x.movedim(1, 3).flatten(1, 2).contiguous()
         if self.use_linear:
             x = self.proj_in(x)
-        pruner = StagePruner(self._keep_index(x, ratio), self.settings.recovery)
+        pruner = StagePruner(blocks[0], self.settings, ratio, (h, w), x.device)
         for i, block in enumerate(blocks):
             transformer_options["block_index"] = i
-            options = _with_last_middle_patch(transformer_options, pruner) if i == 0 else transformer_options
+            options = pruner.first_block_options(transformer_options, x) if i == 0 else transformer_options
             x = block(x, context=context[i], transformer_options=options)
         x = pruner.recover(x)
         if self.use_linear:
@@ -170,16 +193,6 @@ class PrunedSpatialTransformer(SpatialTransformer or torch.nn.Module):
         if not self.use_linear:
             x = self.proj_out(x)
         return x + x_in
-
-    def _keep_index(self, tokens, ratio):
-        block = self.transformer_blocks[0]
-        attn = block.attn1
-        normed = block.norm1(tokens)
-        q = split_heads(attn.to_q(normed), attn.heads)
-        k = split_heads(attn.to_k(normed), attn.heads)
-        rows = score_query_rows(tokens.shape[1], self.settings.score_queries, self.stage_index, tokens.device)
-        scores = gwpr_scores(q, k, self.settings.iterations, query_index=rows)
-        return keep_index_for(scores, ratio)
 
 
 def unet_stage_paths(diffusion_model):
@@ -231,11 +244,11 @@ def _prune_unet_stages(model, settings):
         raise ValueError(f"token_prune: levels {','.join(map(str, levels))} select no attention stage of "
                          f"this model; its attention stages are at downsample {','.join(map(str, present))}")
     patched = model.clone()
-    for index, ((path, _, _), stage) in enumerate(zip(entries, stages)):
+    for (path, _, _), stage in zip(entries, stages):
         original = model.get_model_object(path)
         if isinstance(original, PrunedSpatialTransformer):  # a TokenPrune earlier in the chain: replace its settings
             original = original.original
-        patched.add_object_patch(path, PrunedSpatialTransformer(original, stage, index, settings))
+        patched.add_object_patch(path, PrunedSpatialTransformer(original, stage, settings))
     log.info("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
              "on" if settings.dsap else "off")
     return patched
@@ -271,11 +284,13 @@ class _RangeState:
     def __init__(self, block_range, args, ratio):
         img, settings = args["img"], block_range.settings
         q, k = block_range.host.qk(block_range.scoring_block, args)
-        rows = score_query_rows(img.shape[1], settings.score_queries, block_range.first, img.device)
-        self.keep_index = keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio)
+        rows = score_query_rows(img.shape[1], settings.score_queries, img.device)
+        # local recovery: windows of consecutive tokens in the model's raster order (neighbours along a row)
+        windows = local_windows(1, img.shape[1], ratio, img.device) if settings.recovery == "local" else None
+        self.keep_index = keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio, windows)
         self.kept_args = block_range.host.kept_args(args, self.keep_index)
         self.features = img
-        self.source = recovery_source(img, self.keep_index) if settings.recovery == "similarity" else None
+        self.source = None if settings.recovery == "passthrough" else recovery_source(img, self.keep_index, windows)
 
     def pruned(self, args):
         return dict(args, img=gather_tokens(args["img"], self.keep_index), **self.kept_args)
@@ -373,8 +388,8 @@ class TokenPruneNode(io.ComfyNode):
             category="FreeAccel/pruning",
             is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
-                        "G-WPR (a PageRank over the first self-attention map), runs the rest of the stage on the "
-                        "top tokens only and refills the pruned ones from their most similar kept token before the "
+                        "G-WPR (a PageRank over the first self-attention map), computes that self-attention for the "
+                        "top tokens only, runs the rest of the stage on them and refills the pruned ones from their most similar kept token before the "
                         "convolutions. DSAP spares the outer stages of each level during the first steps. "
                         "Flux / WAN: blocks block_start..block_end run on the top image / video tokens (ranked by "
                         "block_start's self-attention); afterwards each pruned token adds the update of its most "
@@ -401,15 +416,20 @@ class TokenPruneNode(io.ComfyNode):
                                      "(1024 = 32x32 tokens; at 512x512 SD1.5 that is levels 1 and 2, at 1024x1024 "
                                      "SDXL every attention level)."),
                 io.Combo.Input("recovery", options=list(RECOVERY_MODES), default=_DEFAULTS.recovery,
-                               tooltip="How pruned tokens are refilled before the convolutions: similarity = copy "
-                                       "the output of the most similar kept token (AT-EDM); passthrough = keep their "
-                                       "value from pruning time."),
+                               tooltip="How pruned tokens are refilled before the convolutions: local = the best "
+                                       "token of every 2x2 window is always kept (larger windows above ratio 0.75; "
+                                       "on Flux / WAN runs of 4 tokens along a row) and a pruned token copies the "
+                                       "most similar kept token of its window (cheap); similarity = copy the most "
+                                       "similar kept token of the whole stage (AT-EDM; costs about as much as the "
+                                       "pruning saves at 4096 tokens); passthrough = keep their value from before "
+                                       "the stage's first self-attention."),
                 io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
                              tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
                                      "scores; 1 = attention each token receives)."),
                 io.Float.Input("score_queries", default=_DEFAULTS.score_queries, min=0.01, max=1.0, step=0.01,
-                               tooltip="Fraction of query rows (seeded random subset) used to estimate the scores; "
-                                       "bounds the scoring cost to this fraction of one attention map per round."),
+                               tooltip="Fraction of query rows (spread evenly over the image) used to estimate the "
+                                       "scores; bounds the scoring cost to this fraction of one attention map per "
+                                       "round."),
                 io.Int.Input("block_start", default=_DEFAULTS.block_start, min=-1, max=1000,
                              tooltip="Flux / WAN only: first block that runs on the kept tokens; its self-attention "
                                      "ranks them. Flux counts double-stream blocks (0-18 on Flux dev), WAN its blocks "

@@ -90,11 +90,10 @@ def _run_backend(original_func, q, k, v, heads, **kwargs):
     return out if kwargs.get("skip_output_reshape", False) else merge_heads(out)
 
 
-def install_attention_override(model, handler):
-    """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override already installed on ``model``
-    (a cloned ModelPatcher)."""
-    options = model.model_options.setdefault("transformer_options", {})
-    previous = options.get(OVERRIDE_KEY)
+def chain_attention_override(transformer_options, handler):
+    """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override in the ``transformer_options``
+    dict (changed in place: pass a model's options, or a copy made for some calls only)."""
+    previous = transformer_options.get(OVERRIDE_KEY)
 
     def override(original_func, *args, **kwargs):
         q, k, v, heads, kwargs = _normalise(args, kwargs)
@@ -107,7 +106,14 @@ def install_attention_override(model, handler):
         out = handler(AttentionCall(run_next, q, k, v, heads, kwargs))
         return out if kwargs.get("skip_output_reshape", False) else merge_heads(out)
 
-    options[OVERRIDE_KEY] = override
+    transformer_options[OVERRIDE_KEY] = override
+    return transformer_options
+
+
+def install_attention_override(model, handler):
+    """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override already installed on ``model``
+    (a cloned ModelPatcher)."""
+    chain_attention_override(model.model_options.setdefault("transformer_options", {}), handler)
     return model
 
 

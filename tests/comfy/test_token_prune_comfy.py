@@ -27,10 +27,14 @@ def _settings(tp_core, ratio, **kwargs):
     return tp_core.PruneSettings(ratio=ratio, **kwargs)
 
 
-def _stage_tokens(height, width, level):
+def _stage_grid(height, width, level):
     while level > 1:  # ComfyUI's stride-2 Downsample (kernel 3, padding 1) gives ceil(n / 2)
         height, width, level = math.ceil(height / 2), math.ceil(width / 2), level // 2
-    return height * width
+    return height, width
+
+
+def _stage_tokens(height, width, level):
+    return math.prod(_stage_grid(height, width, level))
 
 
 def _record_attn2_tokens(model):
@@ -110,6 +114,49 @@ def test_prunes_right_after_the_first_self_attention(comfy_rt, tiny, tp_node, tp
     for block, _, tokens in seen:
         full = _stage_tokens(height, width, levels[block])
         assert tokens == tp_core.kept_count(full, ratio), (block, full, tokens)
+
+
+def _attn1_replaced_everywhere(model, tp_node):
+    """Clone of `model` whose every stage's attn1 is replaced by plain attention that bypasses attention overrides
+    (as another node's attn1 replacement may)."""
+    import comfy.ldm.modules.attention
+
+    def plain_attention(q, k, v, extra_options):
+        return comfy.ldm.modules.attention.optimized_attention(q, k, v, extra_options["n_heads"])
+
+    replaced = model.clone()
+    for path, section, _ in tp_node.unet_stage_paths(model.model.diffusion_model):
+        replaced.set_model_attn1_replace(plain_attention, section, 0 if section == "middle" else int(path.split(".")[2]))
+    return replaced
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_first_self_attention_computes_the_kept_queries_only(comfy_rt, tiny, tp_node, tp_core, family):
+    """The first attn1 of a pruned stage is asked for the K kept queries against all N keys, ranked from the q / k
+    ComfyUI hands to attention. With another node's attn1 replacement in the way, the stage ranks from q / k it
+    recomputes and every query is computed: the same tokens are kept, so the results agree."""
+    attention = comfy_rt.pack_module("nodes.integration.attention")
+    height, width, ratio = 17, 23, 0.6
+    case = tiny.build(family, height=height, width=width)
+    shapes = []
+
+    def record(call):
+        shapes.append((call.query_length, call.key_length))
+        return call.next()
+
+    recording = attention.install_attention_override(case.patcher.clone(), record)
+    settings = _settings(tp_core, ratio, dsap=False)
+    pruned = tp_node.apply_token_prune(recording, settings)
+    out = tiny.sample(case, model=pruned, steps=1)
+    stage_tokens = {_stage_tokens(height, width, level)
+                    for _, _, level in tp_node.unet_stage_paths(case.patcher.model.diffusion_model)}
+    assert {(tp_core.kept_count(n, ratio), n) for n in stage_tokens} <= set(shapes)
+    assert not any(key in stage_tokens and query == key for query, key in shapes)  # no full first attn1 left
+    shapes.clear()
+    bypassed = tiny.sample(case, model=tp_node.apply_token_prune(_attn1_replaced_everywhere(recording, tp_node),
+                                                                 settings), steps=1)
+    assert not any(query == key in stage_tokens for query, key in shapes)  # attn1 never reached the override
+    torch.testing.assert_close(bypassed, out, atol=1e-4, rtol=1e-4)
 
 
 def test_dsap_spares_outer_stages_early_only(comfy_rt, tiny, tp_node, tp_core):
@@ -236,26 +283,34 @@ def _block_macs(block, tokens):
     return attn1, attn2 + ff
 
 
-def _predicted_stage_change(stage, tokens, kept, batch, settings):
-    """FLOPs (pruned - unpruned) of one stage: blocks after the first attn1 run on K tokens; overhead = the q/k
-    recompute, `iterations` score passes over the sampled query rows, and the pruned x kept similarity matrix."""
+def _predicted_stage_change(tp_core, stage, grid, batch, settings, ratio):
+    """FLOPs (pruned - unpruned) of one stage: the first attn1 computes its kept queries only (against every key),
+    everything after it runs on the K kept tokens; overhead = `iterations` score passes over the sampled query rows
+    and the recovery search (pruned x kept, or the members of each window against each other)."""
+    tokens = math.prod(grid)
+    kept = tp_core.kept_count(tokens, ratio)
     saved = 0
     for i, block in enumerate(stage.transformer_blocks):
         attn1_full, rest_full = _block_macs(block, tokens)
         attn1_kept, rest_kept = _block_macs(block, kept)
         saved += rest_full - rest_kept + (attn1_full - attn1_kept if i else 0)
     attn = stage.transformer_blocks[0].attn1
+    inner = attn.heads * attn.dim_head
+    saved += 2 * (tokens - kept) * tokens * inner  # the first attn1's pruned queries (its projections run on all)
     rows = tokens if settings.score_queries >= 1 else max(1, round(settings.score_queries * tokens))
-    overhead = _linear_macs(attn.to_q, tokens) + _linear_macs(attn.to_k, tokens)
-    overhead += settings.iterations * (rows * tokens * attn.heads * attn.dim_head + attn.heads * rows * tokens)
+    overhead = settings.iterations * (rows * tokens * inner + attn.heads * rows * tokens)
     if settings.recovery == "similarity":
-        overhead += (tokens - kept) * kept * attn.heads * attn.dim_head
+        overhead += (tokens - kept) * kept * inner
+    elif settings.recovery == "local":
+        windows, size = tp_core.local_windows(*grid, ratio, "cpu").shape
+        overhead += windows * size * size * inner
     return 2 * batch * (overhead - saved)
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
 @pytest.mark.parametrize("ratio,score_queries,recovery", [(0.3, 1.0, "similarity"), (0.7, 0.25, "similarity"),
-                                                          (0.5, 0.5, "passthrough")])
+                                                          (0.5, 0.5, "passthrough"), (0.5, 0.25, "local"),
+                                                          (0.8, 0.1, "local")])
 def test_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, family, ratio, score_queries, recovery):
     import comfy.utils
     height, width = 33, 41
@@ -266,9 +321,8 @@ def test_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, family, r
                                  steps=1)
     predicted = base
     for path, _, level in tp_node.unet_stage_paths(case.patcher.model.diffusion_model):
-        tokens = _stage_tokens(height, width, level)
         stage = comfy.utils.get_attr(case.patcher.model, path)
-        predicted += _predicted_stage_change(stage, tokens, tp_core.kept_count(tokens, ratio), 2, settings)
+        predicted += _predicted_stage_change(tp_core, stage, _stage_grid(height, width, level), 2, settings, ratio)
     logging.getLogger(__name__).info("%s ratio %s: base %d measured %d predicted %d FLOPs", family, ratio, base,
                                      measured, predicted)
     assert measured == predicted
@@ -639,7 +693,7 @@ def test_pruned_stage_skeleton_equals_comfyui_spatial_transformer(comfy_rt, tiny
     assert paths
     for index, (path, _, _) in enumerate(paths):
         original = comfy.utils.get_attr(case.patcher.model, path)
-        stage = tp_node.PrunedSpatialTransformer(original, tp_core.Stage(1, False), index, settings)
+        stage = tp_node.PrunedSpatialTransformer(original, tp_core.Stage(1, False), settings)
         block = original.transformer_blocks[0]
         x = torch.randn(2, original.in_channels, 5, 7, generator=generator)
         context = torch.randn(2, CONTEXT_TOKENS, block.attn2.to_k.in_features, generator=generator)

@@ -47,18 +47,24 @@ def test_gwpr_one_round_is_normalised_column_sum():
 
 def test_gwpr_on_sampled_rows_matches_dense_on_those_rows():
     q, k = _qk(tokens=50)
-    rows = tp.score_query_rows(50, 0.3, seed=4, device=q.device)
+    rows = tp.score_query_rows(50, 0.3, device=q.device)
     assert rows.numel() == 15 and bool((rows[1:] > rows[:-1]).all())
     scores = tp.gwpr_scores(q, k, 3, query_index=rows, chunk_size=4)
     torch.testing.assert_close(scores.double(), _dense_gwpr(q, k, 3, rows), atol=1e-5, rtol=0)
 
 
-def test_score_query_rows_seeded_and_full():
-    assert tp.score_query_rows(100, 1.0, 0, "cpu") is None
-    first = tp.score_query_rows(100, 0.25, 7, "cpu")
-    assert torch.equal(first, tp.score_query_rows(100, 0.25, 7, "cpu"))
-    assert not torch.equal(first, tp.score_query_rows(100, 0.25, 8, "cpu"))
-    assert tp.score_query_rows(3, 0.01, 0, "cpu").numel() == 1
+@pytest.mark.parametrize("tokens,fraction", [(100, 0.25), (4096, 0.0625), (10, 0.3), (7, 0.99), (3, 0.01)])
+def test_score_query_rows_one_per_stride(tokens, fraction):
+    rows = tp.score_query_rows(tokens, fraction, "cpu")
+    count = max(1, round(fraction * tokens))
+    assert rows.dtype == torch.long and rows.numel() == count
+    assert [int(row) * count // tokens for row in rows] == list(range(count))  # row i lies in stride i
+
+
+def test_score_query_rows_cover_the_columns_of_a_grid():
+    rows = tp.score_query_rows(64 * 64, 0.0625, "cpu")
+    assert tp.score_query_rows(64 * 64, 1.0, "cpu") is None
+    assert len(set((rows % 64).tolist())) >= 48  # a plain stride of 16 would hit 4 columns only
 
 
 @pytest.mark.parametrize("tokens,ratio,kept", [(10, 0.7, 3), (10, 0.3, 7), (4096, 0.5, 2048), (4096, 0.0, 4096),
@@ -239,3 +245,67 @@ def test_resolve_block_range_rejects(start, end):
 def test_settings_block_range_validation(start, end, message):
     assert re.search(message, tp.PruneSettings(ratio=0.5, block_start=start, block_end=end).error())
     assert tp.PruneSettings(ratio=0.5, block_start=3, block_end=-1).error() is None
+
+
+@pytest.mark.parametrize("height,width,ratio,window", [(4, 6, 0.5, (2, 2)), (4, 6, 0.75, (2, 2)),
+                                                       (4, 6, 0.8, (4, 4)), (5, 5, 0.5, (2, 2)),
+                                                       (5, 5, 0.7, (4, 4)), (1, 10, 0.5, (1, 4)),
+                                                       (64, 64, 0.95, (8, 8))])
+def test_local_windows_fit_the_kept_count(height, width, ratio, window):
+    windows = tp.local_windows(height, width, ratio, "cpu")
+    rows, cols = -(-height // window[0]), -(-width // window[1])
+    assert windows.shape == (rows * cols, window[0] * window[1])
+    assert windows.shape[0] <= tp.kept_count(height * width, ratio)
+    real = windows[windows >= 0]
+    assert sorted(real.tolist()) == list(range(height * width))  # every token in exactly one window
+
+
+def test_local_windows_layout():
+    # 3 x 5 grid, 2 x 2 windows: partial windows at the bottom and right are padded with -1
+    assert tp.local_windows(3, 5, 0.5, "cpu").tolist() == [
+        [0, 1, 5, 6], [2, 3, 7, 8], [4, -1, 9, -1], [10, 11, -1, -1], [12, 13, -1, -1], [14, -1, -1, -1]]
+
+
+def test_local_keep_index_keeps_every_window_best_then_global_best():
+    # 2 x 4 grid, windows {0,1,4,5} and {2,3,6,7}; ratio 0.5 keeps 4: both window bests, then the next two best
+    scores = torch.tensor([[0.9, 0.8, 0.01, 0.02, 0.7, 0.6, 0.03, 0.0]])
+    windows = tp.local_windows(2, 4, 0.5, "cpu")
+    assert tp.keep_index_for(scores, 0.5, windows).tolist() == [[0, 1, 4, 6]]
+    assert tp.keep_index_for(scores, 0.5).tolist() == [[0, 1, 4, 5]]  # global top-4 leaves window 2 empty
+
+
+def _brute_window_source(features, keep, windows):
+    unit = torch.nn.functional.normalize(features.double(), dim=-1)
+    out = []
+    for b in range(features.shape[0]):
+        kept = keep[b].tolist()
+        row = [None] * features.shape[1]
+        for members in windows.tolist():
+            members = [m for m in members if m >= 0]
+            candidates = [m for m in members if m in kept]
+            for i in members:
+                if i in kept:
+                    row[i] = kept.index(i)
+                else:
+                    best = max(candidates, key=lambda j: (float(unit[b, i] @ unit[b, j]), -j))
+                    row[i] = kept.index(best)
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("height,width,ratio", [(6, 7, 0.5), (5, 5, 0.7), (8, 8, 0.75), (1, 13, 0.5)])
+def test_window_recovery_copies_the_most_similar_kept_token_of_its_window(height, width, ratio):
+    generator = torch.Generator().manual_seed(11)
+    features = torch.randn(2, height * width, 5, generator=generator)
+    windows = tp.local_windows(height, width, ratio, "cpu")
+    keep = tp.keep_index_for(torch.rand(2, height * width, generator=generator), ratio, windows)
+    assert keep.shape[1] == tp.kept_count(height * width, ratio)
+    source = tp.recovery_source(features, keep, windows)
+    assert source.tolist() == _brute_window_source(features, keep, windows)
+
+
+def test_window_recovery_hand_computed():
+    # 2 x 2 grid, one window; kept = {0, 3}; token 1 points along token 3, token 2 along token 0
+    features = torch.tensor([[[1.0, 0.0], [0.1, 2.0], [3.0, 0.2], [0.0, 1.0]]])
+    windows = tp.local_windows(2, 2, 0.5, "cpu")
+    assert tp.recovery_source(features, torch.tensor([[0, 3]]), windows).tolist() == [[0, 1, 0, 1]]

@@ -1,5 +1,4 @@
 """kernels.tokens: exact gather/scatter round trips and index bookkeeping."""
-import pytest
 import torch
 
 from freeaccel.kernels.tokens import complement_index, gather_tokens, scatter_tokens, topk_keep_index
@@ -75,11 +74,6 @@ def test_complement_and_keep_cover_every_position_once():
 def test_complement_of_empty_and_full_index():
     assert torch.equal(complement_index(torch.empty(2, 0, dtype=torch.long), 3), torch.arange(3).expand(2, -1))
     assert complement_index(torch.arange(5).flip(0).expand(2, -1), 5).shape == (2, 0)
-
-
-def test_complement_rejects_repeated_positions():
-    with pytest.raises(ValueError, match="distinct positions"):
-        complement_index(torch.tensor([[1, 1, 2]]), 5)
 
 
 def test_topk_keep_index_sorted_by_position():
