@@ -389,8 +389,9 @@ class TokenPruneNode(io.ComfyNode):
             is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
                         "G-WPR (a PageRank over the first self-attention map), computes that self-attention for the "
-                        "top tokens only, runs the rest of the stage on them and refills the pruned ones from their most similar kept token before the "
-                        "convolutions. DSAP spares the outer stages of each level during the first steps. "
+                        "top tokens only, runs the rest of the stage on them and refills the pruned ones from their "
+                        "most similar kept token before the convolutions. DSAP spares the outer stages of each "
+                        "level during the first steps. "
                         "Flux / WAN: blocks block_start..block_end run on the top image / video tokens (ranked by "
                         "block_start's self-attention); afterwards each pruned token adds the update of its most "
                         "similar kept token. DSAP there leaves the whole range unpruned during the first steps.",
@@ -426,7 +427,7 @@ class TokenPruneNode(io.ComfyNode):
                 io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
                              tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
                                      "scores; 1 = attention each token receives)."),
-                io.Float.Input("score_queries", default=_DEFAULTS.score_queries, min=0.01, max=1.0, step=0.01,
+                io.Float.Input("score_queries", default=_DEFAULTS.score_queries, min=0.01, max=1.0, step=0.0025,
                                tooltip="Fraction of query rows (spread evenly over the image) used to estimate the "
                                        "scores; bounds the scoring cost to this fraction of one attention map per "
                                        "round."),

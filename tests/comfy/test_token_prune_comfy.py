@@ -126,7 +126,8 @@ def _attn1_replaced_everywhere(model, tp_node):
 
     replaced = model.clone()
     for path, section, _ in tp_node.unet_stage_paths(model.model.diffusion_model):
-        replaced.set_model_attn1_replace(plain_attention, section, 0 if section == "middle" else int(path.split(".")[2]))
+        number = 0 if section == "middle" else int(path.split(".")[2])
+        replaced.set_model_attn1_replace(plain_attention, section, number)
     return replaced
 
 
@@ -580,8 +581,10 @@ def _dit_block_flops(case, block, tokens, text):
     return flops
 
 
-def _dit_overhead_macs(case, block, tokens, kept, settings):
-    """Per batch element: q/k recompute, `iterations` G-WPR passes over the sampled rows, similarity matrix."""
+def _dit_overhead_macs(tp_core, case, block, tokens, ratio, settings):
+    """Per batch element: q/k recompute, `iterations` G-WPR passes over the sampled rows, recovery search (pruned x
+    kept, or runs of tokens against each other)."""
+    kept = tp_core.kept_count(tokens, ratio)
     width = 128
     if case.family == "flux":
         heads = block.num_heads
@@ -593,11 +596,15 @@ def _dit_overhead_macs(case, block, tokens, kept, settings):
     overhead = qk + settings.iterations * (rows * tokens * width + heads * rows * tokens)
     if settings.recovery == "similarity":
         overhead += (tokens - kept) * kept * width
+    elif settings.recovery == "local":
+        windows, size = tp_core.local_windows(1, tokens, ratio, "cpu").shape
+        overhead += windows * size * size * width
     return overhead
 
 
 @pytest.mark.parametrize("family", DIT_FAMILIES)
-@pytest.mark.parametrize("ratio,score_queries,recovery", [(0.3, 1.0, "similarity"), (0.7, 0.25, "passthrough")])
+@pytest.mark.parametrize("ratio,score_queries,recovery", [(0.3, 1.0, "similarity"), (0.7, 0.25, "passthrough"),
+                                                          (0.5, 0.0625, "local")])
 def test_dit_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, family, ratio, score_queries, recovery):
     case = tiny.build(family)
     recorded, seen = _with_recorder(case.patcher, _block_count(case))
@@ -611,7 +618,7 @@ def test_dit_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, famil
     kept = tp_core.kept_count(tokens, ratio)
     blocks = getattr(case.patcher.model.diffusion_model, DIT_BLOCKS[family])
     first, last = (1, 3) if family == "flux" else (1, 2)
-    predicted = base + 2 * 2 * _dit_overhead_macs(case, blocks[first], tokens, kept, settings)
+    predicted = base + 2 * 2 * _dit_overhead_macs(tp_core, case, blocks[first], tokens, ratio, settings)
     for index in range(first, last + 1):
         predicted -= (_dit_block_flops(case, blocks[index], tokens, text)
                       - _dit_block_flops(case, blocks[index], kept, text))
