@@ -5,7 +5,7 @@
     python -m bench.run --bench --tiny                                        # a quick representative subset
     python -m bench.run --bench --tiny --full                                 # every technique on every family
     python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
-    python -m bench.run --bench --trained                                     # tiny WAN trained on procedural clips
+    python -m bench.run --bench --trained                                     # tiny WAN / UNets trained on procedural data
     python -m bench.run --bench --real-shapes                                 # real widths, heads and token counts
 
 ComfyUI comes from --comfyui, $COMFYUI_PATH, or the ComfyUI this pack is installed in (``../..``). Tiny runs use their
@@ -38,6 +38,8 @@ TECHNIQUES = {
 # latents alone take over 20 minutes).
 QUICK = (("attention_backend", "wan21"), ("adacache", "wan21"), ("adacache", "flux"), ("temporal_prune", "wan21"),
          ("token_prune", "wan21"), ("local_window", "wan21"))
+TRAINED_FAMILIES = ("wan21", "sd15", "sdxl")  # families with a trained tiny model (--trained)
+TRAINED_UNET_TECHNIQUES = ("token_prune",)  # the trained UNets exist for TokenPrune's comparison with core ToMe
 VIDEO_FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "svd")
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")
 
@@ -50,13 +52,15 @@ def parse_args(argv=None):
     parser.add_argument("--bench", action="store_true", help="benchmark instead of a single run")
     parser.add_argument("--tiny", action="store_true", help="tiny random-weight models (no downloads needed)")
     parser.add_argument("--trained", action="store_true",
-                        help="with --bench: a tiny WAN 2.1 trained on procedural clips (trained once, cached by its "
-                             "config), loaded by UNETLoader, benchmarked per motion class")
+                        help="with --bench: tiny models trained on procedural data (trained once, cached by their "
+                             "config): WAN 2.1 clips per motion class; SD1.5- and SDXL-layout UNets (TokenPrune) per "
+                             "image class")
     parser.add_argument("--real-shapes", action="store_true",
                         help="with --bench: the real-shape benchmark (bench/real_shapes.py); the other options are "
                              "its own: python -m bench.real_shapes --help")
     parser.add_argument("--train-steps", type=int, default=None,
-                        help="training steps for --trained (default: bench.trained.train_tiny's DEFAULT_STEPS)")
+                        help="training steps for --trained (default: the DEFAULT_STEPS of bench.trained.train_tiny "
+                             "and train_tiny_unet)")
     parser.add_argument("--techniques", default="",
                         help=f"comma-separated, for --bench --tiny (default: all of {', '.join(TECHNIQUES)})")
     parser.add_argument("--families", default="", help="restrict --bench --tiny to these tiny families")
@@ -125,15 +129,20 @@ def run_workflow(runtime, args):
 
 
 def _tiny_cases(args):
-    """(technique, module, family) triples selected by --techniques / --families / --full (--trained: WAN 2.1 only)."""
+    """(technique, module, family) triples selected by --techniques / --families / --full (--trained: the families
+    with a trained tiny model, TRAINED_FAMILIES)."""
     quick = not (args.full or args.trained or args.techniques or args.families)
-    wanted_families = {"wan21"} if args.trained else {f for f in args.families.split(",") if f}
+    wanted_families = {f for f in args.families.split(",") if f}
+    if args.trained:
+        wanted_families = (wanted_families or set(TRAINED_FAMILIES)) & set(TRAINED_FAMILIES)
     for technique in [t for t in (args.techniques or ",".join(TECHNIQUES)).split(",") if t]:
         if technique not in TECHNIQUES:
             raise SystemExit(f"unknown technique {technique!r}; known: {', '.join(TECHNIQUES)}")
         module = importlib.import_module(f".{TECHNIQUES[technique]}", __package__)
         for family in module.FAMILIES:
             if quick and (technique, family) not in QUICK:
+                continue
+            if args.trained and family != "wan21" and technique not in TRAINED_UNET_TECHNIQUES:
                 continue
             if not wanted_families or family in wanted_families:
                 yield technique, module, family
@@ -159,30 +168,70 @@ def _run_case(technique, module, family, case, steps, title, args, extra=None, s
 
 
 def bench_trained(runtime, args):
-    """Every selected technique's WAN variants on the trained tiny WAN, once per motion class."""
-    from bench.trained import procedural
-    from bench.trained.train_tiny import DEFAULT_STEPS, class_case, load_bench_model
+    """Every selected technique's variants on the trained tiny models: the WAN once per motion class, the UNets
+    (TokenPrune) once per image class."""
+    from bench.trained.train_tiny import DEFAULT_STEPS, load_bench_model
 
     selected = list(_tiny_cases(args))
     if not selected:
-        raise SystemExit("no selected technique benchmarks WAN 2.1")
-    trained, patcher = load_bench_model(runtime.base_dir, args.train_steps or DEFAULT_STEPS)
+        raise SystemExit(f"no selected technique benchmarks a trained family ({', '.join(TRAINED_FAMILIES)})")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     cases = []
+    wan = None
     for technique, module, family in selected:
-        steps = args.steps or module.STEPS
-        cfg = getattr(module, "TRAINED_CFG", None)
-        per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
-                               f"{technique} on trained tiny {family}, {motion} clips"
-                               + (f", seed {seed}" if len(seeds) > 1 else ""), args,
-                               {"motion": motion if len(seeds) == 1 else f"{motion} s{seed}",
-                                "model_file": os.path.basename(trained.path)}, seed=seed, cfg=cfg)
-                     for motion in procedural.MOTION_CLASSES for seed in seeds]
-        print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, cfg "
-                                       f"{per_class[0]['cfg']:g}, per motion class", per_class, "motion") + "\n",
-              flush=True)
-        cases += per_class
+        if family != "wan21":
+            cases += _bench_trained_unet(technique, module, family, seeds, args)
+            continue
+        wan = wan or load_bench_model(runtime.base_dir, args.train_steps or DEFAULT_STEPS)
+        cases += _bench_trained_wan(technique, module, family, seeds, args, *wan)
     return cases
+
+
+def _bench_trained_wan(technique, module, family, seeds, args, trained, patcher):
+    from bench.trained import procedural
+    from bench.trained.train_tiny import class_case
+
+    steps = args.steps or module.STEPS
+    cfg = getattr(module, "TRAINED_CFG", None)
+    per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
+                           f"{technique} on trained tiny {family}, {motion} clips"
+                           + (f", seed {seed}" if len(seeds) > 1 else ""), args,
+                           {"motion": motion if len(seeds) == 1 else f"{motion} s{seed}",
+                            "model_file": os.path.basename(trained.path)}, seed=seed, cfg=cfg)
+                 for motion in procedural.MOTION_CLASSES for seed in seeds]
+    print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, cfg "
+                                   f"{per_class[0]['cfg']:g}, per motion class", per_class, "motion") + "\n",
+          flush=True)
+    return per_class
+
+
+def _bench_trained_unet(technique, module, family, seeds, args):
+    """``module``'s variants on the trained tiny UNet of ``family`` (bench.trained.train_tiny_unet), once per image
+    class and seed; for TokenPrune also the comparison with core ToMe at equal FLOPs."""
+    import dataclasses
+
+    from bench.trained import procedural, train_tiny_unet
+
+    config = train_tiny_unet.UnetTrainConfig(family=family, steps=args.train_steps or train_tiny_unet.DEFAULT_STEPS)
+    trained, _ = train_tiny_unet.trained_case(config)
+    steps = args.steps or getattr(module, "TRAINED_STEPS", module.STEPS)
+    cfg = getattr(module, "TRAINED_CFG", None)
+    per_class = []
+    for shapes in procedural.IMAGE_CLASSES:
+        positive, negative = train_tiny_unet.class_conditioning(trained, shapes)
+        case = dataclasses.replace(trained, positive=positive, negative=negative)
+        per_class += [_run_case(technique, module, family, case, steps,
+                                f"{technique} on trained tiny {family}, {shapes} images"
+                                + (f", seed {seed}" if len(seeds) > 1 else ""), args,
+                                {"image_class": shapes if len(seeds) == 1 else f"{shapes} s{seed}",
+                                 "train_steps": config.steps}, seed=seed, cfg=cfg)
+                      for seed in seeds]
+    title = f"{technique} on trained tiny {family}, {steps} steps, cfg {per_class[0]['cfg']:g}"
+    print(benchmark.format_summary(f"{title}, per image class", per_class, "image_class") + "\n", flush=True)
+    if hasattr(module, "equal_flops_table"):
+        print(module.equal_flops_table(f"{title}: over {len(per_class)} images (classes x seeds)", per_class) + "\n",
+              flush=True)
+    return per_class
 
 
 def bench_tiny(args):

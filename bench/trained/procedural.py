@@ -19,6 +19,8 @@ import math
 import torch
 
 MOTION_CLASSES = ("static", "slow_pan", "fast", "mixed")
+IMAGE_CLASSES = ("discs", "squares", "mixed")  # still images for the UNets: which shapes a scene holds
+_SQUARE_PROBABILITY = {"discs": 0.0, "squares": 1.0, "mixed": 0.5}
 CHANNELS = 16
 FRAMES = 9
 HEIGHT = 16
@@ -58,9 +60,17 @@ def make_clip(motion, seed, *, channels=CHANNELS, frames=FRAMES, height=HEIGHT, 
     return torch.stack([_render(scene, pan * ti, shape_velocity * ti, height, width) for ti in t], dim=1)
 
 
-def make_image(seed, *, channels=CHANNELS, height=HEIGHT, width=WIDTH):
-    """The single-frame variant for image models: one still scene [channels, height, width]."""
-    return make_clip("static", seed, channels=channels, frames=1, height=height, width=width)[:, 0]
+def make_image(seed, *, channels=CHANNELS, height=HEIGHT, width=WIDTH, shapes="mixed"):
+    """The single-frame variant for image models: one still scene [channels, height, width] whose shapes are those
+    of image class ``shapes`` (IMAGE_CLASSES: discs, squares or mixed)."""
+    g = torch.Generator().manual_seed(int(seed))
+    scene = _random_scene(g, channels, height, width, square_probability=_SQUARE_PROBABILITY[shapes])
+    return _render(scene, torch.zeros(2), torch.zeros(len(scene["shapes"]), 2), height, width)
+
+
+def image_prompt_embedding(shapes, *, tokens=PROMPT_TOKENS, dim=TEXT_DIM):
+    """The fixed "prompt" of an image class: a [tokens, dim] tensor, distinct from every motion-class prompt."""
+    return _prompt(1 + len(MOTION_CLASSES) + IMAGE_CLASSES.index(shapes), tokens, dim)
 
 
 def make_batch(seed, batch, *, classes=MOTION_CLASSES, channels=CHANNELS, frames=FRAMES, height=HEIGHT,
@@ -129,9 +139,10 @@ def _colour(g, palette):
     return palette[int(torch.randint(len(palette), (), generator=g))]
 
 
-def _random_scene(g, channels, height, width):
-    """Background: a base colour plus a low-frequency wave texture in a second colour. Shapes: discs and squares,
-    each with its own colour and a finer stripe texture in a third colour."""
+def _random_scene(g, channels, height, width, square_probability=0.5):
+    """Background: a base colour plus a low-frequency wave texture in a second colour. Shapes: discs and squares
+    (each a square with ``square_probability``), each with its own colour and a finer stripe texture in a third
+    colour."""
     palette = _palette(channels)
     background = {"base": _colour(g, palette), "tint": _colour(g, palette) * 0.6,
                   "wave": _unit_vector(g) * (2 * math.pi / _uniform(g, 6.0, 10.0)),
@@ -141,7 +152,7 @@ def _random_scene(g, channels, height, width):
     for _ in range(count):
         radius = _uniform(g, 0.12, 0.22) * min(height, width)
         shapes.append({
-            "square": bool(torch.rand((), generator=g) < 0.5),
+            "square": bool(torch.rand((), generator=g) < square_probability),
             "radius": radius,
             "centre": torch.tensor([_uniform(g, radius, height - radius), _uniform(g, radius, width - radius)]),
             "colour": _colour(g, palette) * 1.5,

@@ -11,6 +11,8 @@ peer) it prunes the default block range (Flux: double-stream blocks 1..3 of 4; W
 FAMILIES = ("sd15", "sdxl", "flux", "wan21")
 DIT_FAMILIES = ("flux", "wan21")
 STEPS = 10
+TRAINED_STEPS = 20  # the trained tiny UNets (python -m bench.run --bench --trained)
+TRAINED_CFG = 5.0
 # SD1.5 at 512x512 and SDXL at 1024x1024 have 64x64 and 128x128 latents.
 LATENT_SIZES = {"sd15": (64, 64), "sdxl": (128, 128)}
 RATIOS = (0.3, 0.5, 0.7)
@@ -43,3 +45,43 @@ def variants(family):
     return found
 
 
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def _tome_psnr_at(points, skipped):
+    """core ToMe's latent PSNR at FLOPs-skipped fraction ``skipped``, linear between its measured (skipped, PSNR)
+    points; None outside their range."""
+    points = sorted(points)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= skipped <= x1 and x1 > x0:
+            return y0 + (y1 - y0) * (skipped - x0) / (x1 - x0)
+    return None
+
+
+def equal_flops_table(title, cases):
+    """Markdown: per TokenPrune variant its FLOPs skipped, latent PSNR (mean and worst over ``cases``, e.g. image
+    classes x seeds), mean SSIM, and core ToMe's mean PSNR at the same FLOPs skipped (linear between ToMe's ratios)."""
+    names = [r.name for r in cases[0]["results"]]
+    by_name = {name: [case["results"][row] for case in cases] for row, name in enumerate(names)}
+    tome = [(_mean([r.work_skipped for r in results]), _mean([r.psnr_latent for r in results]))
+            for name, results in by_name.items() if name.startswith("core ToMe")]
+    lines = [f"**{title}**", "", "| variant | FLOPs skipped | mean PSNR dB | worst PSNR dB | mean SSIM | core ToMe PSNR "
+             "dB at equal FLOPs |", "|---|---|---|---|---|---|"]
+    for name, results in by_name.items():
+        if name == "baseline":
+            continue
+        skipped = _mean([r.work_skipped for r in results])
+        psnr = _mean([r.psnr_latent for r in results])
+        at_equal = _tome_psnr_at(tome, skipped) if name.startswith("TokenPrune") else None
+        if name.startswith("core ToMe"):
+            equal_text = "(itself)"
+        elif at_equal is None:
+            span = sorted(x for x, _ in tome)
+            equal_text = (f"outside ToMe's range ({100 * span[0]:.0f}–{100 * span[-1]:.0f} %)" if tome
+                          else "no ToMe rows")
+        else:
+            equal_text = f"{at_equal:.1f}"
+        lines.append(f"| {name} | {100 * skipped:.1f} % | {psnr:.1f} | {min(r.psnr_latent for r in results):.1f} | "
+                     f"{_mean([r.ssim_latent for r in results]):.3f} | {equal_text} |")
+    return "\n".join(lines)

@@ -141,7 +141,7 @@ def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_no
 def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_path, capsys):
     from bench.trained import procedural
     args = run.parse_args(["--bench", "--trained", "--train-steps", "3", "--techniques", "attention_backend",
-                           "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
+                           "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])  # UNets: TokenPrune only
     assert args.tiny  # trained models live in the bench's own base directory
     cases = run.bench_trained(bench_nodes, args)
     assert [case["motion"] for case in cases] == list(procedural.MOTION_CLASSES)
@@ -156,6 +156,35 @@ def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_pat
     assert summary.splitlines()[3].startswith("baseline") and "1.00x / inf / 0%" in summary.splitlines()[3]
     run.write_report(cases, args)
     assert (tmp_path / "bench.png").exists()
+
+
+def test_trained_unet_bench_compares_token_prune_with_tome_per_image_class(bench_nodes, tmp_path, capsys):
+    from bench.trained import procedural
+    args = run.parse_args(["--bench", "--trained", "--train-steps", "2", "--techniques", "token_prune",
+                           "--families", "sd15", "--steps", "2", "--repeats", "1", "--out", str(tmp_path)])
+    cases = run.bench_trained(bench_nodes, args)
+    assert [case["image_class"] for case in cases] == list(procedural.IMAGE_CLASSES)
+    names = [r.name for r in cases[0]["results"]]
+    assert names[0] == "baseline" and "TokenPrune 0.5 DSAP" in names and "core ToMe 0.5" in names
+    out = capsys.readouterr().out
+    table = out[out.index("**token_prune on trained tiny sd15, 2 steps, cfg 5: over 3 images"):].splitlines()
+    assert table[2].startswith("| variant | FLOPs skipped | mean PSNR dB |")
+    rows = {line.split(" | ")[0][2:]: line for line in table[4:] if line.startswith("| ")}
+    assert set(rows) == set(names[1:])
+    assert rows["core ToMe 0.5"].endswith("| (itself) |")
+    tome_range = [r.work_skipped for r in cases[0]["results"] if r.name.startswith("core ToMe")]
+    for name, line in rows.items():
+        skipped = next(r.work_skipped for r in cases[0]["results"] if r.name == name)
+        if name.startswith("TokenPrune") and min(tome_range) <= skipped <= max(tome_range):
+            float(line.split(" | ")[-1].rstrip(" |"))  # interpolated ToMe PSNR, a number
+
+
+def test_tome_psnr_interpolates_linearly_in_flops():
+    from bench.variants import token_prune
+    points = [(0.1, 40.0), (0.3, 30.0), (0.2, 36.0)]
+    assert token_prune._tome_psnr_at(points, 0.15) == pytest.approx(38.0)
+    assert token_prune._tome_psnr_at(points, 0.25) == pytest.approx(33.0)
+    assert token_prune._tome_psnr_at(points, 0.35) is None and token_prune._tome_psnr_at(points, 0.05) is None
 
 
 def test_trained_needs_bench_without_workflow():

@@ -102,3 +102,15 @@ def test_unknown_class_is_rejected():
         p.make_clip("zoom", 0)
     with pytest.raises(ValueError, match="unknown motion class 'zoom'"):
         p.prompt_embedding("zoom")
+
+
+def test_image_classes_hold_their_shapes():
+    for shapes, squares in (("discs", False), ("squares", True)):
+        g = torch.Generator().manual_seed(7)
+        scene = p._random_scene(g, 4, 16, 16, square_probability=p._SQUARE_PROBABILITY[shapes])
+        assert all(shape["square"] == squares for shape in scene["shapes"])
+    assert not torch.equal(p.make_image(3, shapes="discs"), p.make_image(3, shapes="squares"))
+    prompts = [p.image_prompt_embedding(c, tokens=4, dim=64) for c in p.IMAGE_CLASSES]
+    prompts += [p.prompt_embedding(m, tokens=4, dim=64) for m in p.MOTION_CLASSES] + [p.uncond_embedding(tokens=4,
+                                                                                                        dim=64)]
+    assert all(not torch.equal(a, b) for i, a in enumerate(prompts) for b in prompts[i + 1:])
