@@ -4,20 +4,19 @@ and the DSAP / level schedule that decides how hard each attention stage prunes 
 An "attention stage" is one run of transformer blocks between two convolutional parts of the network (in a UNet,
 one SpatialTransformer). The stage's first self-attention scores every token by G-WPR from its own q and k, keeps the
 top ceil((1 - ratio) * N) tokens and computes outputs for those queries only; everything after it runs on the kept
-tokens, and before the features go back to convolutions each pruned token is refilled from its most similar kept
-token. In a DiT the "stage" is a
-configurable block range: the range's first block ranks the tokens, the range runs on the kept ones, and after it
-every pruned token adds the range's update of its most similar kept token (recover_residual).
+tokens, and before the features go back to convolutions each pruned token adds the stage's update of its most
+similar kept token to its own features (recover_residual). In a DiT the "stage" is a configurable block range: the
+range's first block ranks the tokens, the range runs on the kept ones, and after it every pruned token is refilled
+the same way.
 
 Choices that are ours (the paper's text was unavailable; see README for the measurements behind them):
   * G-WPR weighting: attention probabilities averaged over heads, uniform start s0 = 1/N, s <- A^T s renormalised to
     sum 1 each round (a power iteration of the attention graph). One round equals the attention each token receives.
   * Similarity: cosine similarity of the token features at pruning time.
-  * Local recovery (the default): the best-scored token of every small window (2 x 2 up to ratio 0.75) is always
-    kept and a pruned token is refilled from the most similar kept token of its own window. It costs N * 4 * C
-    instead of the pruned x kept * C of the global search ("similarity"), which at 4096 tokens costs as much as
-    the pruning saves.
-  * DiT recovery copies the update, not the output, of the nearest kept token (see recover_residual).
+  * Local recovery (an option): the best-scored token of every small window (2 x 2 up to ratio 0.75) is always
+    kept and a pruned token takes the update of the most similar kept token of its own window: N * 4 * C instead
+    of the global search's pruned x kept * C, but 2-6 dB lower PSNR on the trained tiny UNets (docs/results.md).
+  * Recovery copies the update, not the output, of the nearest kept token (see recover_residual).
 This module never imports ComfyUI.
 """
 import functools
@@ -155,21 +154,17 @@ def _window_recovery_source(features, keep_index, windows):
     return torch.where(is_kept, slot, source)
 
 
-def recover_similarity(kept_out, source):
-    """Full-length stage output: position i gets kept_out[source[i]] (see recovery_source)."""
-    return gather_tokens(kept_out, source)
-
-
 def recover_passthrough(features, keep_index, kept_out):
     """Full-length stage output where pruned tokens keep their features from pruning time."""
     return scatter_tokens(features, keep_index, kept_out)
 
 
 def recover_residual(features, keep_index, kept_out, source):
-    """Full-length output of a pruned DiT block range (our choice for DiTs): kept tokens get their range output;
-    a pruned token keeps its own features from pruning time plus the update (output - input) that the range gave
-    its source kept token (see recovery_source). In a DiT the residual stream is the only carrier of a token's
-    identity (there is no stage residual around the blocks as in a UNet), so the update is copied, not the output.
+    """Full-length output of a pruned UNet stage or DiT block range (our choice): kept tokens get their output; a
+    pruned token keeps its own features from pruning time plus the update (output - input) that its source kept
+    token received (see recovery_source). Copying the source's whole output instead would replace the token's own
+    features: in a DiT the residual stream is the only carrier of a token's identity, and on the trained tiny UNets
+    it lost 4-8 dB.
     """
     features = features.to(kept_out.dtype)
     update = kept_out - gather_tokens(features, keep_index)
@@ -230,7 +225,7 @@ class PruneSettings:
     ratio: float = 0.5
     iterations: int = 1
     score_queries: float = 0.0625  # 256 of 4096 rows (UI step 0.0025 holds it); 0.25 cost as much as attention
-    recovery: str = "local"
+    recovery: str = "similarity"
     dsap: bool = True
     dsap_percent: float = 0.3
     levels: str = AUTO_LEVELS  # "auto" (every stage with at least min_tokens tokens) or downsample factors "1,2"

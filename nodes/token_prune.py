@@ -23,7 +23,7 @@ import comfy.patcher_extension
 from ..accel_core.families import require_family
 from ..accel_core.token_prune import (
     MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for, local_windows,
-    recover_passthrough, recover_residual, recover_similarity, recovery_source, resolve_block_range,
+    recover_passthrough, recover_residual, recovery_source, resolve_block_range,
     score_query_rows,
 )
 from ..kernels.attention import split_heads
@@ -135,9 +135,11 @@ class StagePruner:
         return gather_tokens(x, self.keep_index)
 
     def recover(self, kept_out):
-        if self.source is not None:
-            return recover_similarity(kept_out, self.source)
-        return recover_passthrough(self.block_input.to(kept_out.dtype), self.keep_index, kept_out)
+        if self.source is None:
+            return recover_passthrough(self.block_input.to(kept_out.dtype), self.keep_index, kept_out)
+        # a pruned token keeps its own input plus its source's update: copying the source's whole output (our first
+        # reading of AT-EDM) lost 4-8 dB on the trained tiny UNets (docs/results.md)
+        return recover_residual(self.block_input, self.keep_index, kept_out, self.source)
 
 
 # nn.Module stands in for the base only on a ComfyUI without SpatialTransformer, where apply_token_prune refuses UNets
@@ -389,8 +391,8 @@ class TokenPruneNode(io.ComfyNode):
             is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
                         "G-WPR (a PageRank over the first self-attention map), computes that self-attention for the "
-                        "top tokens only, runs the rest of the stage on them and refills the pruned ones from their "
-                        "most similar kept token before the convolutions. DSAP spares the outer stages of each "
+                        "top tokens only, runs the rest of the stage on them and gives each pruned token the update of "
+                        "its most similar kept token before the convolutions. DSAP spares the outer stages of each "
                         "level during the first steps. "
                         "Flux / WAN: blocks block_start..block_end run on the top image / video tokens (ranked by "
                         "block_start's self-attention); afterwards each pruned token adds the update of its most "
@@ -417,13 +419,13 @@ class TokenPruneNode(io.ComfyNode):
                                      "(1024 = 32x32 tokens; at 512x512 SD1.5 that is levels 1 and 2, at 1024x1024 "
                                      "SDXL every attention level)."),
                 io.Combo.Input("recovery", options=list(RECOVERY_MODES), default=_DEFAULTS.recovery,
-                               tooltip="How pruned tokens are refilled before the convolutions: local = the best "
-                                       "token of every 2x2 window is always kept (larger windows above ratio 0.75; "
-                                       "on Flux / WAN runs of 4 tokens along a row) and a pruned token copies the "
-                                       "most similar kept token of its window (cheap); similarity = copy the most "
-                                       "similar kept token of the whole stage (AT-EDM; costs about as much as the "
-                                       "pruning saves at 4096 tokens); passthrough = keep their value from before "
-                                       "the stage's first self-attention."),
+                               tooltip="How pruned tokens are refilled before the convolutions: each keeps its own "
+                                       "features and adds the update of a kept token. similarity = the most "
+                                       "similar kept token of the whole stage (AT-EDM's search); local = the most "
+                                       "similar kept token of its 2x2 window (larger above ratio 0.75; on Flux / "
+                                       "WAN runs of 4 tokens along a row), whose best token is always kept: "
+                                       "cheaper, lower quality; passthrough = no update (the value from before the "
+                                       "stage's first self-attention)."),
                 io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
                              tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
                                      "scores; 1 = attention each token receives)."),

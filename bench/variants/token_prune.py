@@ -1,6 +1,7 @@
 """Bench variants of FreeAccel_TokenPrune.
 
-Variants: TokenPrune with and without DSAP against ComfyUI's core TomePatchModel at the same ratios.
+Variants: TokenPrune (similarity recovery) with and without DSAP, and with local recovery, against ComfyUI's core
+TomePatchModel at the same ratios.
 
 Core ToMe merges self-attention queries at the full latent resolution only (its max_downsample is fixed to 1), so on
 SDXL, which has no attention at that resolution, it changes nothing: its row there measures the patch overhead.
@@ -18,12 +19,12 @@ LATENT_SIZES = {"sd15": (64, 64), "sdxl": (128, 128)}
 RATIOS = (0.3, 0.5, 0.7)
 
 
-def _token_prune(ratio, dsap):
+def _token_prune(ratio, dsap, recovery="similarity"):
     def apply(model):
         from devtools.harness.comfy_env import current_runtime  # booted before variants are applied
         runtime = current_runtime()
         settings = runtime.pack_module("accel_core.token_prune").PruneSettings(ratio=ratio, dsap=dsap,
-                                                                               levels="1,2,4,8")
+                                                                               levels="1,2,4,8", recovery=recovery)
         return runtime.pack_module("nodes.token_prune").apply_token_prune(model, settings)
     return apply
 
@@ -40,6 +41,7 @@ def variants(family):
     for ratio in RATIOS:
         found.append((f"TokenPrune {ratio}", _token_prune(ratio, dsap=False)))
         found.append((f"TokenPrune {ratio} DSAP", _token_prune(ratio, dsap=True)))
+        found.append((f"TokenPrune {ratio} local", _token_prune(ratio, dsap=False, recovery="local")))
         if family not in DIT_FAMILIES:  # core ToMe patches UNet self-attention only
             found.append((f"core ToMe {ratio}", _core_tome(ratio)))
     return found
@@ -66,8 +68,10 @@ def equal_flops_table(title, cases):
     by_name = {name: [case["results"][row] for case in cases] for row, name in enumerate(names)}
     tome = [(_mean([r.work_skipped for r in results]), _mean([r.psnr_latent for r in results]))
             for name, results in by_name.items() if name.startswith("core ToMe")]
-    lines = [f"**{title}**", "", "| variant | FLOPs skipped | mean PSNR dB | worst PSNR dB | mean SSIM | core ToMe PSNR "
-             "dB at equal FLOPs |", "|---|---|---|---|---|---|"]
+    lines = [f"**{title}**", "",
+             "| variant | FLOPs skipped | mean PSNR dB | worst PSNR dB | mean SSIM "
+             "| core ToMe PSNR dB at equal FLOPs |",
+             "|---|---|---|---|---|---|"]
     for name, results in by_name.items():
         if name == "baseline":
             continue

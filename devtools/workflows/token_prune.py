@@ -3,7 +3,7 @@ from .builder import HF
 
 _NOTE = ("**TokenPrune (AT-EDM)** ranks the tokens of each attention stage by G-WPR at its first self-attention, "
          "computes that attention for the top `1 - ratio` of them only, runs the rest of the stage on them and "
-         "refills the others from their most similar kept token before the convolutions. DSAP spares the outer stage of each level during the first "
+         "gives each pruned token the update of its most similar kept token before the convolutions. DSAP spares the outer stage of each level during the first "
          "`dsap_percent` of sampling. `levels = auto` prunes stages with at least `min_tokens` tokens. {extra}")
 
 

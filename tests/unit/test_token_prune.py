@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from freeaccel.accel_core import token_prune as tp
-from freeaccel.kernels.tokens import complement_index
+from freeaccel.kernels.tokens import complement_index, gather_tokens
 
 
 def _qk(batch=2, heads=3, tokens=37, dim=8, seed=0):
@@ -101,7 +101,7 @@ def test_recovery_copies_exactly_the_nearest_kept_token():
     source = tp.recovery_source(features, keep, chunk_size=5)
     assert source.tolist() == _brute_nearest(features, keep)
     kept_out = torch.randn(2, keep.shape[1], 6, generator=generator)
-    full = tp.recover_similarity(kept_out, source)
+    full = gather_tokens(kept_out, source)
     for b in range(2):
         for i in range(23):
             assert torch.equal(full[b, i], kept_out[b, source[b, i]])
@@ -125,13 +125,13 @@ def test_gather_restore_round_trip():
     pruned = complement_index(keep, 11)
     assert torch.equal(restored[torch.arange(2).unsqueeze(1), pruned], features[torch.arange(2).unsqueeze(1), pruned])
     source = tp.recovery_source(features, keep)
-    assert torch.equal(tp.recover_similarity(kept, source)[torch.arange(2).unsqueeze(1), keep], kept)
+    assert torch.equal(gather_tokens(kept, source)[torch.arange(2).unsqueeze(1), keep], kept)
 
 
 def test_full_keep_recovers_identity():
     features = torch.randn(1, 9, 3)
     keep = torch.arange(9).unsqueeze(0)
-    assert torch.equal(tp.recover_similarity(features, tp.recovery_source(features, keep)), features)
+    assert torch.equal(gather_tokens(features, tp.recovery_source(features, keep)), features)
 
 
 @pytest.mark.parametrize("text,levels", [("auto", None), (" AUTO ", None), ("1", (1,)), ("2, 1,2", (1, 2)),
