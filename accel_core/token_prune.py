@@ -15,7 +15,7 @@ Choices that are ours (the paper's text was unavailable; see README for the meas
   * Similarity: cosine similarity of the token features at pruning time.
   * Local recovery (an option): the best-scored token of every small window (2 x 2 up to ratio 0.75) is always
     kept and a pruned token takes the update of the most similar kept token of its own window: N * 4 * C instead
-    of the global search's pruned x kept * C, but 2-6 dB lower PSNR on the trained tiny UNets (docs/results.md).
+    of the global search's pruned x kept * C, but 3-4 dB lower PSNR on the trained tiny UNets (docs/results.md).
   * Recovery copies the update, not the output, of the nearest kept token (see recover_residual).
 This module never imports ComfyUI.
 """
@@ -164,7 +164,7 @@ def recover_residual(features, keep_index, kept_out, source):
     pruned token keeps its own features from pruning time plus the update (output - input) that its source kept
     token received (see recovery_source). Copying the source's whole output instead would replace the token's own
     features: in a DiT the residual stream is the only carrier of a token's identity, and on the trained tiny UNets
-    it lost 4-8 dB.
+    it lost 4-9 dB (docs/results.md).
     """
     features = features.to(kept_out.dtype)
     update = kept_out - gather_tokens(features, keep_index)

@@ -138,7 +138,7 @@ class StagePruner:
         if self.source is None:
             return recover_passthrough(self.block_input.to(kept_out.dtype), self.keep_index, kept_out)
         # a pruned token keeps its own input plus its source's update: copying the source's whole output (our first
-        # reading of AT-EDM) lost 4-8 dB on the trained tiny UNets (docs/results.md)
+        # reading of AT-EDM) lost 4-9 dB on the trained tiny UNets (docs/results.md)
         return recover_residual(self.block_input, self.keep_index, kept_out, self.source)
 
 
