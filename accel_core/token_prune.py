@@ -171,6 +171,31 @@ def recover_residual(features, keep_index, kept_out, source):
     return scatter_tokens(features + gather_tokens(update, source), keep_index, kept_out)
 
 
+def recovery_windows(settings, height, width, ratio, device):
+    """The windows of ``settings``' recovery on a height x width token grid (local_windows), or None unless it is
+    "local"."""
+    return local_windows(height, width, ratio, device) if settings.recovery == "local" else None
+
+
+def select_tokens(q, k, settings, ratio, windows):
+    """The [B, K] keep index at ``ratio`` from the G-WPR scores of q / k [B, H, N, D] over ``settings``' query rows."""
+    rows = score_query_rows(q.shape[2], settings.score_queries, q.device)
+    return keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio, windows)
+
+
+def refill_source(settings, features, keep_index, windows):
+    """recovery_source for ``settings``' recovery, or None for "passthrough"."""
+    return None if settings.recovery == "passthrough" else recovery_source(features, keep_index, windows)
+
+
+def refill(features, keep_index, kept_out, source):
+    """Full-length output after pruning: recover_residual from ``source`` (refill_source's), or recover_passthrough
+    when there is none."""
+    if source is None:
+        return recover_passthrough(features.to(kept_out.dtype), keep_index, kept_out)
+    return recover_residual(features, keep_index, kept_out, source)
+
+
 def resolve_block_range(block_start, block_end, default, block_count, what):
     """The inclusive (first, last) block index a DiT prunes: -1 takes the default (first, last) pair's entry.
     Raises ValueError naming the valid indices when the range is empty or outside the model's blocks."""

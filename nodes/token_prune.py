@@ -22,9 +22,8 @@ import comfy.patcher_extension
 
 from ..accel_core.families import require_family
 from ..accel_core.token_prune import (
-    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, gwpr_scores, keep_index_for, local_windows,
-    recover_passthrough, recover_residual, recovery_source, resolve_block_range,
-    score_query_rows,
+    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, recovery_windows, refill, refill_source,
+    resolve_block_range, select_tokens,
 )
 from ..kernels.attention import split_heads
 from ..kernels.tokens import gather_tokens
@@ -95,7 +94,7 @@ class StagePruner:
     def __init__(self, block, settings, ratio, grid, device):
         self.block, self.settings, self.ratio = block, settings, ratio
         self.tokens = grid[0] * grid[1]
-        self.windows = local_windows(*grid, ratio, device) if settings.recovery == "local" else None
+        self.windows = recovery_windows(settings, *grid, ratio, device)
         self.block_input = self.keep_index = self.source = None
 
     def first_block_options(self, transformer_options, block_input):
@@ -109,9 +108,7 @@ class StagePruner:
         return chain_attention_override(options, self.attention)
 
     def _select(self, q, k):
-        rows = score_query_rows(q.shape[2], self.settings.score_queries, q.device)
-        scores = gwpr_scores(q, k, self.settings.iterations, query_index=rows)
-        self.keep_index = keep_index_for(scores, self.ratio, self.windows)
+        self.keep_index = select_tokens(q, k, self.settings, self.ratio, self.windows)
 
     def attention(self, call):
         """The first block's self-attention on the kept queries (see the class doc); other calls pass through."""
@@ -130,16 +127,13 @@ class StagePruner:
             attn = self.block.attn1
             normed = self.block.norm1(self.block_input)
             self._select(split_heads(attn.to_q(normed), attn.heads), split_heads(attn.to_k(normed), attn.heads))
-        if self.settings.recovery != "passthrough":
-            self.source = recovery_source(self.block_input, self.keep_index, self.windows)
+        self.source = refill_source(self.settings, self.block_input, self.keep_index, self.windows)
         return gather_tokens(x, self.keep_index)
 
     def recover(self, kept_out):
-        if self.source is None:
-            return recover_passthrough(self.block_input.to(kept_out.dtype), self.keep_index, kept_out)
         # a pruned token keeps its own input plus its source's update: copying the source's whole output (our first
         # reading of AT-EDM) lost 4-9 dB on the trained tiny UNets (docs/results.md)
-        return recover_residual(self.block_input, self.keep_index, kept_out, self.source)
+        return refill(self.block_input, self.keep_index, kept_out, self.source)
 
 
 # nn.Module stands in for the base only on a ComfyUI without SpatialTransformer, where apply_token_prune refuses UNets
@@ -286,13 +280,12 @@ class _RangeState:
     def __init__(self, block_range, args, ratio):
         img, settings = args["img"], block_range.settings
         q, k = block_range.host.qk(block_range.scoring_block, args)
-        rows = score_query_rows(img.shape[1], settings.score_queries, img.device)
         # local recovery: windows of consecutive tokens in the model's raster order (neighbours along a row)
-        windows = local_windows(1, img.shape[1], ratio, img.device) if settings.recovery == "local" else None
-        self.keep_index = keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio, windows)
+        windows = recovery_windows(settings, 1, img.shape[1], ratio, img.device)
+        self.keep_index = select_tokens(q, k, settings, ratio, windows)
         self.kept_args = block_range.host.kept_args(args, self.keep_index)
         self.features = img
-        self.source = None if settings.recovery == "passthrough" else recovery_source(img, self.keep_index, windows)
+        self.source = refill_source(settings, img, self.keep_index, windows)
 
     def pruned(self, args):
         return dict(args, img=gather_tokens(args["img"], self.keep_index), **self.kept_args)
@@ -301,9 +294,7 @@ class _RangeState:
         return dict(args, **self.kept_args)
 
     def recover(self, kept_out):
-        if self.source is None:
-            return recover_passthrough(self.features.to(kept_out.dtype), self.keep_index, kept_out)
-        return recover_residual(self.features, self.keep_index, kept_out, self.source)
+        return refill(self.features, self.keep_index, kept_out, self.source)
 
 
 def _range_ratio(settings, args, transformer_options):
