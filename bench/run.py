@@ -5,7 +5,7 @@
     python -m bench.run --bench --tiny                                        # a quick representative subset
     python -m bench.run --bench --tiny --full                                 # every technique on every family
     python -m bench.run --bench --workflow workflows/flux_adacache.json       # real weights: as given vs unpatched
-    python -m bench.run --bench --trained                                     # tiny WAN / UNets trained on procedural data
+    python -m bench.run --bench --trained                                     # tiny models trained on procedural data
     python -m bench.run --bench --real-shapes                                 # real widths, heads and token counts
 
 ComfyUI comes from --comfyui, $COMFYUI_PATH, or the ComfyUI this pack is installed in (``../..``). Tiny runs use their
@@ -187,22 +187,29 @@ def bench_trained(runtime, args):
     return cases
 
 
+def _run_per_class(technique, module, family, class_cases, seeds, steps, args, naming, extra):
+    """_run_case on each (class label, case) of ``class_cases`` and each seed, then the summary per class. ``naming``:
+    (the class column of the case records, the class kind and the inputs in titles), e.g. ("motion", "motion class",
+    "clips")."""
+    key, class_kind, what = naming
+    cfg = getattr(module, "TRAINED_CFG", None)
+    per_class = [_run_case(technique, module, family, case, steps,
+                           f"{technique} on trained tiny {family}, {label} {what}"
+                           + (f", seed {seed}" if len(seeds) > 1 else ""), args,
+                           {key: label if len(seeds) == 1 else f"{label} s{seed}", **extra}, seed=seed, cfg=cfg)
+                 for label, case in class_cases for seed in seeds]
+    title = f"{technique} on trained tiny {family}, {steps} steps, cfg {per_class[0]['cfg']:g}"
+    print(benchmark.format_summary(f"{title}, per {class_kind}", per_class, key) + "\n", flush=True)
+    return per_class, title
+
+
 def _bench_trained_wan(technique, module, family, seeds, args, trained, patcher):
     from bench.trained import procedural
     from bench.trained.train_tiny import class_case
 
-    steps = args.steps or module.STEPS
-    cfg = getattr(module, "TRAINED_CFG", None)
-    per_class = [_run_case(technique, module, family, class_case(patcher, motion), steps,
-                           f"{technique} on trained tiny {family}, {motion} clips"
-                           + (f", seed {seed}" if len(seeds) > 1 else ""), args,
-                           {"motion": motion if len(seeds) == 1 else f"{motion} s{seed}",
-                            "model_file": os.path.basename(trained.path)}, seed=seed, cfg=cfg)
-                 for motion in procedural.MOTION_CLASSES for seed in seeds]
-    print(benchmark.format_summary(f"{technique} on trained tiny {family}, {steps} steps, cfg "
-                                   f"{per_class[0]['cfg']:g}, per motion class", per_class, "motion") + "\n",
-          flush=True)
-    return per_class
+    class_cases = [(motion, class_case(patcher, motion)) for motion in procedural.MOTION_CLASSES]
+    return _run_per_class(technique, module, family, class_cases, seeds, args.steps or module.STEPS, args,
+                          ("motion", "motion class", "clips"), {"model_file": os.path.basename(trained.path)})[0]
 
 
 def _bench_trained_unet(technique, module, family, seeds, args):
@@ -214,20 +221,13 @@ def _bench_trained_unet(technique, module, family, seeds, args):
 
     config = train_tiny_unet.UnetTrainConfig(family=family, steps=args.train_steps or train_tiny_unet.DEFAULT_STEPS)
     trained, _ = train_tiny_unet.trained_case(config)
-    steps = args.steps or getattr(module, "TRAINED_STEPS", module.STEPS)
-    cfg = getattr(module, "TRAINED_CFG", None)
-    per_class = []
+    class_cases = []
     for shapes in procedural.IMAGE_CLASSES:
         positive, negative = train_tiny_unet.class_conditioning(trained, shapes)
-        case = dataclasses.replace(trained, positive=positive, negative=negative)
-        per_class += [_run_case(technique, module, family, case, steps,
-                                f"{technique} on trained tiny {family}, {shapes} images"
-                                + (f", seed {seed}" if len(seeds) > 1 else ""), args,
-                                {"image_class": shapes if len(seeds) == 1 else f"{shapes} s{seed}",
-                                 "train_steps": config.steps}, seed=seed, cfg=cfg)
-                      for seed in seeds]
-    title = f"{technique} on trained tiny {family}, {steps} steps, cfg {per_class[0]['cfg']:g}"
-    print(benchmark.format_summary(f"{title}, per image class", per_class, "image_class") + "\n", flush=True)
+        class_cases.append((shapes, dataclasses.replace(trained, positive=positive, negative=negative)))
+    steps = args.steps or getattr(module, "TRAINED_STEPS", module.STEPS)
+    per_class, title = _run_per_class(technique, module, family, class_cases, seeds, steps, args,
+                                      ("image_class", "image class", "images"), {"train_steps": config.steps})
     if hasattr(module, "equal_flops_table"):
         print(module.equal_flops_table(f"{title}: over {len(per_class)} images (classes x seeds)", per_class) + "\n",
               flush=True)
