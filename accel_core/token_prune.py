@@ -1,22 +1,25 @@
-"""AT-EDM token pruning (Wang et al., CVPR 2024), host-agnostic: G-WPR scores, keep selection, similarity recovery,
-and the DSAP / level schedule that decides how hard each attention stage prunes at a given step.
+"""AT-EDM token pruning (Wang et al., CVPR 2024), host-agnostic: G-WPR scores, keep selection, similarity recovery
+(optionally merging the pruned tokens into their kept source, ToMe-style), and the DSAP / level schedule that decides
+how hard each attention stage prunes at a given step.
 
 An "attention stage" is one run of transformer blocks between two convolutional parts of the network (in a UNet,
 one SpatialTransformer). The stage's first self-attention scores every token by G-WPR from its own q and k, keeps the
-top ceil((1 - ratio) * N) tokens and computes outputs for those queries only; everything after it runs on the kept
-tokens, and before the features go back to convolutions each pruned token adds the stage's update of its most
-similar kept token to its own features (recover_residual). In a DiT the "stage" is a configurable block range: the
-range's first block ranks the tokens, the range runs on the kept ones, and after it every pruned token is refilled
-the same way.
+top ceil((1 - ratio) * N) tokens and gives every pruned token a source: its most similar kept token. Outputs are
+computed for K query rows only; everything after it runs on K rows, and before the features go back to convolutions
+each pruned token adds its source's update to its own features (TokenPlan). The K rows are the kept tokens (AT-EDM's
+pruning) or, with merging, the mean of each kept token's group. In a DiT the "stage" is a configurable block range:
+the range's first block ranks the tokens, the range runs on the K rows, and after it every token is refilled the
+same way.
 
-Choices that are ours (the paper's text was unavailable; see README for the measurements behind them):
+Choices that are ours (the paper's text was unavailable; see docs/results.md for the measurements behind them):
   * G-WPR weighting: attention probabilities averaged over heads, uniform start s0 = 1/N, s <- A^T s renormalised to
     sum 1 each round (a power iteration of the attention graph). One round equals the attention each token receives.
   * Similarity: cosine similarity of the token features at pruning time.
   * Local recovery (an option): the best-scored token of every small window (2 x 2 up to ratio 0.75) is always
     kept and a pruned token takes the update of the most similar kept token of its own window: N * 4 * C instead
-    of the global search's pruned x kept * C, but 3-4 dB lower PSNR on the trained tiny UNets (docs/results.md).
-  * Recovery copies the update, not the output, of the nearest kept token (see recover_residual).
+    of the global search's pruned x kept * C, but 3-4 dB lower PSNR on the trained tiny UNets.
+  * Recovery copies the update, not the output, of the source (see recover_residual).
+  * Merging (the default): 1.3-4.2 dB above plain pruning at the same FLOPs on the trained tiny UNets (TokenPlan).
 This module never imports ComfyUI.
 """
 import functools
@@ -30,7 +33,9 @@ from ..kernels.scoring import attention_transpose_product
 from ..kernels.tokens import complement_index, gather_tokens, scatter_tokens, topk_keep_index
 
 MAX_RATIO = 0.95
-RECOVERY_MODES = ("local", "similarity", "passthrough")
+RECOVERY_MODES = ("merge", "local merge", "similarity", "local", "passthrough")
+WINDOWED_RECOVERY = ("local merge", "local")  # the source is searched within windows (local_windows)
+MERGING_RECOVERY = ("merge", "local merge")  # the pruned part runs on group means (TokenPlan)
 AUTO_LEVELS = "auto"
 
 
@@ -171,29 +176,78 @@ def recover_residual(features, keep_index, kept_out, source):
     return scatter_tokens(features + gather_tokens(update, source), keep_index, kept_out)
 
 
+def recover_merged(features, reduced, kept_out, source):
+    """Full-length output after a merged range: every token, kept ones included, keeps its own features and adds
+    the update (output - input) of its group (reduced: the group means the range ran on, see group_mean)."""
+    return features.to(kept_out.dtype) + gather_tokens(kept_out - reduced.to(kept_out.dtype), source)
+
+
+def group_mean(values, source, groups):
+    """values [B, N, ...], source [B, N] (each position's group, 0 <= source < groups, every group used) ->
+    [B, groups, ...]: the mean over each group's members, summed in float32, in values' dtype."""
+    index = source.view(*source.shape, *[1] * (values.dim() - 2)).expand(values.shape)
+    summed = values.new_zeros(values.shape[0], groups, *values.shape[2:], dtype=torch.float32)
+    summed.scatter_add_(1, index, values.float())
+    members = torch.zeros(source.shape[0], groups, dtype=torch.float32, device=source.device)
+    members.scatter_add_(1, source, torch.ones(source.shape, dtype=torch.float32, device=source.device))
+    return (summed / members.view(*members.shape, *[1] * (values.dim() - 2))).to(values.dtype)
+
+
+class TokenPlan:
+    """One pruning of N tokens down to K rows: the kept positions, each position's recovery source (None:
+    passthrough) and whether the pruned tokens merge into their source's group.
+
+    Pruning (AT-EDM): the K rows are the kept tokens; a pruned token later adds its source's update. Merging (our
+    choice, ToMe-style): the K rows are the means of the groups {kept token + the pruned tokens whose source it is},
+    and every token adds its group's update; on the trained tiny UNets this gained 1.3-4.2 dB over pruning at the
+    same FLOPs (docs/results.md)."""
+
+    def __init__(self, keep_index, source, tokens, merge):
+        self.keep_index, self.source, self.tokens = keep_index, source, tokens
+        self.merge = merge and source is not None
+        self.features = self.reduced = None
+
+    def rows(self, values):
+        """values [B, N, ...] -> the [B, K, ...] rows the pruned part computes on (kept tokens or group means)."""
+        if self.merge:
+            return group_mean(values, self.source, self.keep_index.shape[1])
+        return gather_tokens(values, self.keep_index)
+
+    def spread(self, rows):
+        """[B, K, ...] results of rows() -> [B, N, ...]: each position gets its source's row (zeros without one)."""
+        if self.source is not None:
+            return gather_tokens(rows, self.source)
+        zeros = rows.new_zeros(rows.shape[0], self.tokens, *rows.shape[2:])
+        return scatter_tokens(zeros, self.keep_index, rows)
+
+    def reduce(self, features):
+        """rows(features), remembering both for restore()."""
+        self.features, self.reduced = features, self.rows(features)
+        return self.reduced
+
+    def restore(self, kept_out):
+        """Full-length output from the K rows' output ``kept_out`` of the pruned part (reduce() ran first)."""
+        if self.source is None:
+            return recover_passthrough(self.features.to(kept_out.dtype), self.keep_index, kept_out)
+        if self.merge:
+            return recover_merged(self.features, self.reduced, kept_out, self.source)
+        return recover_residual(self.features, self.keep_index, kept_out, self.source)
+
+
 def recovery_windows(settings, height, width, ratio, device):
-    """The windows of ``settings``' recovery on a height x width token grid (local_windows), or None unless it is
-    "local"."""
-    return local_windows(height, width, ratio, device) if settings.recovery == "local" else None
+    """The windows of ``settings``' recovery on a height x width token grid (local_windows), or None unless it
+    searches within windows ("local", "local merge")."""
+    return local_windows(height, width, ratio, device) if settings.recovery in WINDOWED_RECOVERY else None
 
 
-def select_tokens(q, k, settings, ratio, windows):
-    """The [B, K] keep index at ``ratio`` from the G-WPR scores of q / k [B, H, N, D] over ``settings``' query rows."""
+def plan_tokens(q, k, features, settings, ratio, windows):
+    """The TokenPlan at ``ratio``: G-WPR scores from q / k [B, H, N, D] over ``settings``' query rows pick the kept
+    tokens, and the recovery source of every token is searched by cosine similarity of ``features`` [B, N, C]
+    (within ``windows``, recovery_windows', when given; none for "passthrough")."""
     rows = score_query_rows(q.shape[2], settings.score_queries, q.device)
-    return keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio, windows)
-
-
-def refill_source(settings, features, keep_index, windows):
-    """recovery_source for ``settings``' recovery, or None for "passthrough"."""
-    return None if settings.recovery == "passthrough" else recovery_source(features, keep_index, windows)
-
-
-def refill(features, keep_index, kept_out, source):
-    """Full-length output after pruning: recover_residual from ``source`` (refill_source's), or recover_passthrough
-    when there is none."""
-    if source is None:
-        return recover_passthrough(features.to(kept_out.dtype), keep_index, kept_out)
-    return recover_residual(features, keep_index, kept_out, source)
+    keep_index = keep_index_for(gwpr_scores(q, k, settings.iterations, query_index=rows), ratio, windows)
+    source = None if settings.recovery == "passthrough" else recovery_source(features, keep_index, windows)
+    return TokenPlan(keep_index, source, q.shape[2], merge=settings.recovery in MERGING_RECOVERY)
 
 
 def resolve_block_range(block_start, block_end, default, block_count, what):
@@ -250,7 +304,7 @@ class PruneSettings:
     ratio: float = 0.5
     iterations: int = 1
     score_queries: float = 0.0625  # 256 of 4096 rows (UI step 0.0025 holds it); 0.25 cost as much as attention
-    recovery: str = "similarity"
+    recovery: str = "merge"
     dsap: bool = True
     dsap_percent: float = 0.3
     levels: str = AUTO_LEVELS  # "auto" (every stage with at least min_tokens tokens) or downsample factors "1,2"

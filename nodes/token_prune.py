@@ -22,11 +22,10 @@ import comfy.patcher_extension
 
 from ..accel_core.families import require_family
 from ..accel_core.token_prune import (
-    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, recovery_windows, refill, refill_source,
-    resolve_block_range, select_tokens,
+    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, plan_tokens, recovery_windows,
+    resolve_block_range,
 )
 from ..kernels.attention import split_heads
-from ..kernels.tokens import gather_tokens
 from .integration.attention import chain_attention_override
 from .integration.blocks import chain_block_replacement, drop_block_replacements
 from .integration.families import double_blocks
@@ -82,20 +81,21 @@ class StagePruner:
 
     The first block runs with options that carry two hooks. An attention handler, chained in front of any attention
     override, meets the block's self-attention: it ranks the tokens by G-WPR from the q and k ComfyUI hands to
-    attention (no extra projections) and computes attention for the kept queries only, against every key; the
-    pruned rows get zeros, as recovery replaces those tokens anyway. The LAST middle patch, which ComfyUI calls right
-    after attn1's residual add, then drops the pruned tokens, so the block's cross-attention and feed-forward run on
-    the kept ones, exactly as AT-EDM prunes after the first self-attention, while the block's forward stays
-    ComfyUI's own. If the handler never saw that self-attention (another node replaced attn1 without calling
-    ComfyUI's attention, or changed its keys), the middle patch ranks the tokens from q / k recomputed from the
-    block's input with its own norm1 / to_q / to_k. Recovery compares the tokens' block input.
+    attention (no extra projections), picks each token's recovery source from the block's input (the TokenPlan) and
+    computes attention for the K query rows only (the kept tokens' queries, or with merging their groups' mean
+    queries), against every key; each pruned row takes its source's result. The LAST middle patch, which ComfyUI
+    calls right after attn1's residual add, then reduces the tokens to those K rows, so the block's cross-attention
+    and feed-forward run on them, exactly as AT-EDM prunes after the first self-attention, while the block's
+    forward stays ComfyUI's own. If the handler never saw that self-attention (another node replaced attn1 without
+    calling ComfyUI's attention, or changed its keys), the middle patch plans from q / k recomputed from the block's
+    input with its own norm1 / to_q / to_k. Recovery starts from the tokens after attn1's residual add.
     """
 
     def __init__(self, block, settings, ratio, grid, device):
         self.block, self.settings, self.ratio = block, settings, ratio
         self.tokens = grid[0] * grid[1]
         self.windows = recovery_windows(settings, *grid, ratio, device)
-        self.block_input = self.keep_index = self.source = None
+        self.block_input = self.plan = None
 
     def first_block_options(self, transformer_options, block_input):
         """A copy of transformer_options for the first block (whose input is ``block_input``) with both hooks; the
@@ -107,33 +107,29 @@ class StagePruner:
         options["patches"] = patches
         return chain_attention_override(options, self.attention)
 
-    def _select(self, q, k):
-        self.keep_index = select_tokens(q, k, self.settings, self.ratio, self.windows)
+    def _plan(self, q, k):
+        self.plan = plan_tokens(q, k, self.block_input, self.settings, self.ratio, self.windows)
 
     def attention(self, call):
-        """The first block's self-attention on the kept queries (see the class doc); other calls pass through."""
-        if self.keep_index is not None or call.mask is not None or not (
+        """The first block's self-attention on the K query rows (see the class doc); other calls pass through."""
+        if self.plan is not None or call.mask is not None or not (
                 call.query_length == call.key_length == self.tokens):
             return call.next()
-        self._select(call.q, call.k)
-        rows = self.keep_index[:, None, :, None]
-        kept_out = call.next(call.q.gather(2, rows.expand(-1, call.q.shape[1], -1, call.q.shape[3])), call.k, call.v)
-        out = kept_out.new_zeros(*kept_out.shape[:2], self.tokens, kept_out.shape[3])
-        return out.scatter(2, rows.expand(-1, kept_out.shape[1], -1, kept_out.shape[3]), kept_out)
+        self._plan(call.q, call.k)
+        rows_out = call.next(self.plan.rows(call.q.transpose(1, 2)).transpose(1, 2), call.k, call.v)
+        return self.plan.spread(rows_out.transpose(1, 2)).transpose(1, 2)
 
     def prune(self, x, extra_options):
-        """The middle patch: the kept tokens of x (ranked from recomputed q / k if the handler did not rank them)."""
-        if self.keep_index is None:
+        """The middle patch: x reduced to the plan's K rows (planned from recomputed q / k if the handler did not
+        plan)."""
+        if self.plan is None:
             attn = self.block.attn1
             normed = self.block.norm1(self.block_input)
-            self._select(split_heads(attn.to_q(normed), attn.heads), split_heads(attn.to_k(normed), attn.heads))
-        self.source = refill_source(self.settings, self.block_input, self.keep_index, self.windows)
-        return gather_tokens(x, self.keep_index)
+            self._plan(split_heads(attn.to_q(normed), attn.heads), split_heads(attn.to_k(normed), attn.heads))
+        return self.plan.reduce(x)
 
     def recover(self, kept_out):
-        # a pruned token keeps its own input plus its source's update: copying the source's whole output (our first
-        # reading of AT-EDM) lost 4-9 dB on the trained tiny UNets (docs/results.md)
-        return refill(self.block_input, self.keep_index, kept_out, self.source)
+        return self.plan.restore(kept_out)
 
 
 # nn.Module stands in for the base only on a ComfyUI without SpatialTransformer, where apply_token_prune refuses UNets
@@ -256,9 +252,9 @@ def _prune_unet_stages(model, settings):
 # ranked by G-WPR over that block's own image-to-image self-attention (q/k recomputed from its modules, RoPE
 # included), then its input is gathered together with everything that is per token: the rotary table of the kept
 # tokens (Flux `pe`: text part kept whole; WAN `freqs`) and WAN 2.2 TI2V's per-frame modulation `vec`, expanded to
-# one row per token first. After block_end every pruned token gets its own input features plus the update of its
-# most similar kept token (accel_core.token_prune.recover_residual). DSAP on a DiT: the whole range is not pruned
-# during the first dsap_percent of sampling.
+# one row per token first (with merging, the kept positions carry their groups' mean features). After block_end
+# every token is refilled by the range's TokenPlan (accel_core.token_prune). DSAP on a DiT: the whole range is not
+# pruned during the first dsap_percent of sampling.
 
 RANGE_KEY = "freeaccel_token_prune_range"  # transformer_options key of the range state of the current model call
 CONTROL_KEY = "freeaccel_token_prune_control"  # set for model calls that carry a ControlNet (Flux adds per token)
@@ -275,26 +271,24 @@ class _BlockRange:
 
 
 class _RangeState:
-    """One model call's pruned range: the keep index, the replaced per-token args and what recovery needs."""
+    """One model call's pruned range: its TokenPlan and the replaced per-token args."""
 
     def __init__(self, block_range, args, ratio):
         img, settings = args["img"], block_range.settings
         q, k = block_range.host.qk(block_range.scoring_block, args)
         # local recovery: windows of consecutive tokens in the model's raster order (neighbours along a row)
         windows = recovery_windows(settings, 1, img.shape[1], ratio, img.device)
-        self.keep_index = select_tokens(q, k, settings, ratio, windows)
-        self.kept_args = block_range.host.kept_args(args, self.keep_index)
-        self.features = img
-        self.source = refill_source(settings, img, self.keep_index, windows)
+        self.plan = plan_tokens(q, k, img, settings, ratio, windows)
+        self.kept_args = block_range.host.kept_args(args, self.plan.keep_index)
 
     def pruned(self, args):
-        return dict(args, img=gather_tokens(args["img"], self.keep_index), **self.kept_args)
+        return dict(args, img=self.plan.reduce(args["img"]), **self.kept_args)
 
     def restricted(self, args):
         return dict(args, **self.kept_args)
 
     def recover(self, kept_out):
-        return refill(self.features, self.keep_index, kept_out, self.source)
+        return self.plan.restore(kept_out)
 
 
 def _range_ratio(settings, args, transformer_options):
@@ -381,13 +375,13 @@ class TokenPruneNode(io.ComfyNode):
             category="FreeAccel/pruning",
             is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
-                        "G-WPR (a PageRank over the first self-attention map), computes that self-attention for the "
-                        "top tokens only, runs the rest of the stage on them and gives each pruned token the update of "
-                        "its most similar kept token before the convolutions. DSAP spares the outer stages of each "
-                        "level during the first steps. "
+                        "G-WPR (a PageRank over the first self-attention map), joins each other token to its most "
+                        "similar top token, computes that self-attention for the top tokens (by default the mean of "
+                        "each group) only, runs the rest of the stage on them and gives every token its group's update "
+                        "before the convolutions. DSAP spares the outer stages of each level during the first steps. "
                         "Flux / WAN: blocks block_start..block_end run on the top image / video tokens (ranked by "
-                        "block_start's self-attention); afterwards each pruned token adds the update of its most "
-                        "similar kept token. DSAP there leaves the whole range unpruned during the first steps.",
+                        "block_start's self-attention) in the same way. DSAP there leaves the whole range unpruned "
+                        "during the first steps.",
             inputs=[
                 io.Model.Input("model", tooltip="SD1.5 or SDXL (base or refiner), Flux / Chroma or WAN 2.1 / 2.2 "
                                                 "model; a patched clone is returned."),
@@ -411,12 +405,15 @@ class TokenPruneNode(io.ComfyNode):
                                      "SDXL every attention level)."),
                 io.Combo.Input("recovery", options=list(RECOVERY_MODES), default=_DEFAULTS.recovery,
                                tooltip="How pruned tokens are refilled before the convolutions: each keeps its own "
-                                       "features and adds the update of a kept token. similarity = the most "
-                                       "similar kept token of the whole stage (AT-EDM's search); local = the most "
-                                       "similar kept token of its 2x2 window (larger above ratio 0.75; on Flux / "
+                                       "features and adds the update of its source, the most similar kept token. "
+                                       "merge = searched in the whole stage, and the stage computes each kept "
+                                       "token's group (itself and the tokens it is the source of) as their mean "
+                                       "(ToMe-style; best quality, same cost); similarity = the same search, kept "
+                                       "tokens computed alone (AT-EDM's pruning); local merge / local = the source "
+                                       "is searched in the token's 2x2 window (larger above ratio 0.75; on Flux / "
                                        "WAN runs of 4 tokens along a row), whose best token is always kept: "
-                                       "cheaper, lower quality; passthrough = no update (the value from before the "
-                                       "stage's first self-attention)."),
+                                       "cheaper, lower quality; passthrough = pruned tokens take no update from "
+                                       "the stage."),
                 io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
                              tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
                                      "scores; 1 = attention each token receives)."),

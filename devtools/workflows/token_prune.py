@@ -2,9 +2,11 @@
 from .builder import HF
 
 _NOTE = ("**TokenPrune (AT-EDM)** ranks the tokens of each attention stage by G-WPR at its first self-attention, "
-         "computes that attention for the top `1 - ratio` of them only, runs the rest of the stage on them and "
-         "gives each pruned token the update of its most similar kept token before the convolutions. DSAP spares the outer stage of each level during the first "
-         "`dsap_percent` of sampling. `levels = auto` prunes stages with at least `min_tokens` tokens. {extra}")
+         "joins every other token to its most similar top token, computes that attention for the top `1 - ratio` "
+         "rows only and runs the rest of the stage on them: with `recovery` merge (default) each row is the mean of "
+         "its group (ToMe-style), and every token adds its group's update before the convolutions. DSAP spares the "
+         "outer stage of each level during the first `dsap_percent` of sampling. `levels = auto` prunes stages with "
+         "at least `min_tokens` tokens. {extra}")
 
 
 def _text_to_image(wf, ckpt_name, url, size, steps, cfg, prefix, ratio):
@@ -29,7 +31,7 @@ def _sdxl(wf):
                                "most of the saving comes from the 10-block stages, which run on the kept tokens. "
                                "Measured (docs/results.md; real-width SDXL UNet, random weights, CPU): a pruned step "
                                "ran 1.91x faster than the unpatched model, a 20-step run with DSAP on about 1.77x "
-                               "(core ToMe does nothing on SDXL)."),
+                               "(measured with local recovery, before merge; core ToMe does nothing on SDXL)."),
             title="About this workflow")
     _text_to_image(wf, "sd_xl_base_1.0.safetensors",
                    f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors",
@@ -39,11 +41,11 @@ def _sdxl(wf):
 def _sd15(wf):
     wf.note(_NOTE.format(extra="SD1.5 has one transformer block per stage, so most of the saving is the first "
                                "self-attention's pruned queries. Measured (docs/results.md; real-width SD1.5 UNet, "
-                               "random weights, CPU): a pruned step ran 1.66x faster than the unpatched model (core "
-                               "ToMe 0.5: 1.60x); DSAP steps gain less, so a 20-step run with DSAP on gains about "
-                               "1.46x. On a model already using fused attention (SDPA, xformers) the gain at 512x512 "
-                               "is small (1.11x). Quality: on a trained tiny SD1.5-layout UNet TokenPrune lost "
-                               "11-18 dB more than core ToMe at the same FLOPs; prefer ToMe on SD1.5."),
+                               "random weights, CPU): a pruned step ran 1.50x faster than the unpatched model (plain "
+                               "pruning 1.63x, core ToMe 0.5 1.58x in the same run); DSAP steps gain less. On a model "
+                               "already using fused attention (SDPA, xformers) the gain at 512x512 is small (1.17x; "
+                               "ToMe 1.13x). Quality: on a trained tiny SD1.5-layout UNet TokenPrune lost 10-15 dB "
+                               "more than core ToMe at the same FLOPs, also with merge; prefer ToMe on SD1.5."),
             title="About this workflow")
     _text_to_image(wf, "v1-5-pruned-emaonly.safetensors",
                    f"{HF}/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly.safetensors",

@@ -226,6 +226,73 @@ def test_recover_residual_is_passthrough_for_an_unchanged_range():
     assert torch.equal(tp.recover_residual(features, keep, kept, source), features)
 
 
+def _hand_plan(merge):
+    # kept = {0, 2}; token 1 is most similar to token 0, token 3 to token 2 (as in test_recover_residual_hand_computed)
+    features = torch.tensor([[[1.0, 0.0], [3.0, 0.1], [0.0, 1.0], [-0.1, 2.0]]])
+    keep = torch.tensor([[0, 2]])
+    return features, tp.TokenPlan(keep, tp.recovery_source(features, keep), 4, merge=merge)
+
+
+def test_group_mean_hand_computed():
+    values = torch.tensor([[[1.0], [3.0], [10.0], [2.0], [4.0]]], dtype=torch.bfloat16)
+    means = tp.group_mean(values, torch.tensor([[0, 0, 1, 0, 1]]), 2)
+    assert means.dtype == torch.bfloat16 and means.float().tolist() == [[[2.0], [7.0]]]
+    heads = torch.arange(12.0).view(1, 3, 2, 2)  # [B, N, H, D]: the query layout the attention handler merges
+    assert torch.equal(tp.group_mean(heads, torch.tensor([[1, 0, 1]]), 2)[0, 1], (heads[0, 0] + heads[0, 2]) / 2)
+
+
+def test_merged_plan_hand_computed():
+    features, plan = _hand_plan(merge=True)
+    rows = plan.reduce(features)
+    torch.testing.assert_close(rows, torch.tensor([[[2.0, 0.05], [-0.05, 1.5]]]), atol=1e-6, rtol=0)
+    kept_out = rows + torch.tensor([[[0.5, 1.0], [0.25, 2.0]]])  # the groups' updates
+    expected = torch.tensor([[[1.5, 1.0], [3.5, 1.1], [0.25, 3.0], [0.15, 4.0]]])
+    torch.testing.assert_close(plan.restore(kept_out), expected, atol=1e-6, rtol=0)
+    assert torch.equal(plan.spread(torch.tensor([[[7.0], [9.0]]])), torch.tensor([[[7.0], [7.0], [9.0], [9.0]]]))
+
+
+def test_pruned_plan_hand_computed():
+    features, plan = _hand_plan(merge=False)
+    assert torch.equal(plan.reduce(features), features[:, [0, 2]])
+    kept_out = torch.tensor([[[1.5, 1.0], [0.25, 3.0]]])
+    torch.testing.assert_close(plan.restore(kept_out), tp.recover_residual(features, plan.keep_index, kept_out,
+                                                                           plan.source), atol=0, rtol=0)
+    passthrough = tp.TokenPlan(plan.keep_index, None, 4, merge=True)  # no source: nothing to merge into
+    assert not passthrough.merge
+    assert torch.equal(passthrough.spread(torch.tensor([[[7.0], [9.0]]])),
+                       torch.tensor([[[7.0], [0.0], [9.0], [0.0]]]))
+    passthrough.reduce(features)
+    assert torch.equal(passthrough.restore(kept_out), torch.tensor([[[1.5, 1.0], [3.0, 0.1], [0.25, 3.0],
+                                                                      [-0.1, 2.0]]]))
+
+
+def test_merged_plan_with_singleton_groups_is_the_identity_for_an_unchanged_range():
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 9, 4, generator=generator)
+    keep = torch.arange(9).expand(2, 9)
+    plan = tp.TokenPlan(keep, tp.recovery_source(features, keep), 9, merge=True)
+    rows = plan.reduce(features)
+    assert torch.equal(rows, features)
+    assert torch.equal(plan.restore(rows), features)
+
+
+@pytest.mark.parametrize("recovery,merge,windowed", [("merge", True, False), ("local merge", True, True),
+                                                     ("similarity", False, False), ("local", False, True),
+                                                     ("passthrough", False, False)])
+def test_plan_tokens_follows_the_recovery_mode(recovery, merge, windowed):
+    q, k = _qk(tokens=16)
+    features = torch.randn(2, 16, 5, generator=torch.Generator().manual_seed(5))
+    settings = tp.PruneSettings(recovery=recovery)
+    windows = tp.recovery_windows(settings, 4, 4, 0.5, "cpu")
+    assert (windows is not None) == windowed
+    plan = tp.plan_tokens(q, k, features, settings, 0.5, windows)
+    assert plan.merge == merge and (plan.source is None) == (recovery == "passthrough")
+    assert torch.equal(plan.keep_index, tp.keep_index_for(tp.gwpr_scores(
+        q, k, 1, query_index=tp.score_query_rows(16, settings.score_queries, "cpu")), 0.5, windows))
+    if plan.source is not None:
+        assert torch.equal(plan.source, tp.recovery_source(features, plan.keep_index, windows))
+
+
 @pytest.mark.parametrize("start,end,expected", [(-1, -1, (1, 3)), (0, -1, (0, 3)), (-1, 1, (1, 1)), (2, 2, (2, 2)),
                                                 (0, 3, (0, 3))])
 def test_resolve_block_range(start, end, expected):
