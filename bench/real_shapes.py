@@ -248,6 +248,9 @@ def _token_prune_variants(family, ratios):
         if family in ("sd15", "sdxl"):  # DSAP spares UNet stages; core ToMe patches UNet self-attention only
             found.append(Variant(f"TokenPrune {ratio} DSAP", "token_prune", "FreeAccel_TokenPrune",
                                  {"ratio": ratio, "dsap": "on"}, note="DSAP phase (outer stages spared)"))
+            found.append(Variant(f"TokenPrune {ratio} pruning", "token_prune", "FreeAccel_TokenPrune",
+                                 {"ratio": ratio, "dsap": "off", "recovery": "similarity"},
+                                 note="AT-EDM's plain pruning: what merging costs"))
             found.append(Variant(f"core ToMe {ratio}", "token_prune", "TomePatchModel", {"ratio": ratio}))
             # on a fast fused attention (GPU builds) attention weighs less than under ComfyUI's CPU default
             found.append(Variant(f"TokenPrune {ratio} on SDPA", "token_prune", "FreeAccel_TokenPrune",

@@ -1,7 +1,7 @@
 """Bench variants of FreeAccel_TokenPrune.
 
-Variants: TokenPrune (similarity recovery) with and without DSAP, and with local recovery, against ComfyUI's core
-TomePatchModel at the same ratios.
+Variants: TokenPrune (default recovery: merge) with and without DSAP, with AT-EDM's plain pruning (recovery
+similarity) and with local merging, against ComfyUI's core TomePatchModel at the same ratios.
 
 Core ToMe merges self-attention queries at the full latent resolution only (its max_downsample is fixed to 1), so on
 SDXL, which has no attention at that resolution, it changes nothing: its row there measures the patch overhead.
@@ -19,7 +19,7 @@ LATENT_SIZES = {"sd15": (64, 64), "sdxl": (128, 128)}
 RATIOS = (0.3, 0.5, 0.7)
 
 
-def _token_prune(ratio, dsap, recovery="similarity"):
+def _token_prune(ratio, dsap, recovery="merge"):
     def apply(model):
         from devtools.harness.comfy_env import current_runtime  # booted before variants are applied
         runtime = current_runtime()
@@ -41,7 +41,8 @@ def variants(family):
     for ratio in RATIOS:
         found.append((f"TokenPrune {ratio}", _token_prune(ratio, dsap=False)))
         found.append((f"TokenPrune {ratio} DSAP", _token_prune(ratio, dsap=True)))
-        found.append((f"TokenPrune {ratio} local", _token_prune(ratio, dsap=False, recovery="local")))
+        found.append((f"TokenPrune {ratio} pruning", _token_prune(ratio, dsap=False, recovery="similarity")))
+        found.append((f"TokenPrune {ratio} local merge", _token_prune(ratio, dsap=False, recovery="local merge")))
         if family not in DIT_FAMILIES:  # core ToMe patches UNet self-attention only
             found.append((f"core ToMe {ratio}", _core_tome(ratio)))
     return found
