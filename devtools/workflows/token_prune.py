@@ -30,8 +30,8 @@ def _sdxl(wf):
     wf.note(_NOTE.format(extra="On SDXL at 1024x1024 `auto` prunes every attention level (4096 and 1024 tokens); "
                                "most of the saving comes from the 10-block stages, which run on the kept tokens. "
                                "Measured (docs/results.md; real-width SDXL UNet, random weights, CPU): a pruned step "
-                               "ran 1.91x faster than the unpatched model, a 20-step run with DSAP on about 1.77x "
-                               "(measured with local recovery, before merge; core ToMe does nothing on SDXL)."),
+                               "ran 1.93x faster than the unpatched model, a 20-step run with DSAP on about 1.75x "
+                               "(core ToMe does nothing on SDXL)."),
             title="About this workflow")
     _text_to_image(wf, "sd_xl_base_1.0.safetensors",
                    f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors",
