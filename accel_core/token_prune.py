@@ -172,14 +172,15 @@ def recover_residual(features, keep_index, kept_out, source):
     it lost 4-9 dB (docs/results.md).
     """
     features = features.to(kept_out.dtype)
-    update = kept_out - gather_tokens(features, keep_index)
-    return scatter_tokens(features + gather_tokens(update, source), keep_index, kept_out)
+    refilled = add_source_update(features, gather_tokens(features, keep_index), kept_out, source)
+    return scatter_tokens(refilled, keep_index, kept_out)
 
 
-def recover_merged(features, reduced, kept_out, source):
-    """Full-length output after a merged range: every token, kept ones included, keeps its own features and adds
-    the update (output - input) of its group (reduced: the group means the range ran on, see group_mean)."""
-    return features.to(kept_out.dtype) + gather_tokens(kept_out - reduced.to(kept_out.dtype), source)
+def add_source_update(features, rows_in, rows_out, source):
+    """Full-length output: every token keeps its own ``features`` [B, N, C] and adds the update (rows_out - rows_in,
+    [B, K, C]) of the row ``source`` [B, N] points it to. After a merged range every token, kept ones included, is
+    refilled this way (rows_in: the group means the range ran on, see group_mean)."""
+    return features.to(rows_out.dtype) + gather_tokens(rows_out - rows_in.to(rows_out.dtype), source)
 
 
 def group_mean(values, source, groups):
@@ -230,7 +231,7 @@ class TokenPlan:
         if self.source is None:
             return recover_passthrough(self.features.to(kept_out.dtype), self.keep_index, kept_out)
         if self.merge:
-            return recover_merged(self.features, self.reduced, kept_out, self.source)
+            return add_source_update(self.features, self.reduced, kept_out, self.source)
         return recover_residual(self.features, self.keep_index, kept_out, self.source)
 
 
