@@ -39,6 +39,7 @@ class WorkflowBench:
     def __init__(self, runtime, prompt):
         import execution
         from devtools.harness.comfy_env import HeadlessServer
+        from devtools.harness.compat import executor_cache_args
 
         self.runtime = runtime
         pack_nodes = [i for i, n in prompt.items() if n["class_type"].startswith(PACK_PREFIX)]
@@ -51,7 +52,7 @@ class WorkflowBench:
         self.prompt = prompt
         self.sampler = samplers[0]
         self.executor = execution.PromptExecutor(HeadlessServer(), cache_type=execution.CacheType.CLASSIC,
-                                                 cache_args={"lru": 0, "ram": 0})
+                                                 cache_args=executor_cache_args())
         self._nonces = itertools.count(1)
 
     def variants(self):

@@ -17,6 +17,8 @@ import sys
 import uuid
 from dataclasses import dataclass
 
+from .compat import executor_cache_args
+
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")  # ComfyUI base directory of tiny and trained runs
 PACK_LINK_NAME = "freeaccel"
@@ -100,7 +102,7 @@ class ComfyRuntime:
         if not valid or node_errors:
             raise RuntimeError(f"prompt failed validation: {error}; node_errors: {node_errors}")
         executor = execution.PromptExecutor(HeadlessServer(), cache_type=execution.CacheType.NONE,
-                                            cache_args={"lru": 0, "ram": 0})
+                                            cache_args=executor_cache_args())
         executor.execute(prompt, prompt_id, extra_data={"client_id": "freeaccel-headless"}, execute_outputs=outputs)
         events = dict(executor.status_messages)
         if "execution_error" in events:

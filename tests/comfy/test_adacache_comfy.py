@@ -5,6 +5,8 @@ import logging
 import pytest
 import torch
 
+from devtools.harness.compat import run_cond_and_uncond_separately
+
 FAMILIES = ("wan21", "wan22", "hunyuan_video", "ltxv", "mochi", "flux", "qwen_image")
 NEVER = "1.00:1"
 EAGER = "100.0:3"  # every measured distance is below 100: reuse 3 steps after each computed step
@@ -122,10 +124,7 @@ def test_batched_and_separate_cond_uncond_decide_the_same(comfy_rt, tiny, monkey
     patched = _apply(comfy_rt, case.patcher, preset="fast_30")
     batched_out = tiny.sample(case, model=patched, steps=30)
     batched = _steps(comfy_rt, patched)
-    import comfy.samplers
-    # no free memory for the sampler's batching estimate -> cond and uncond go through the model one at a time
-    monkeypatch.setattr(comfy.samplers.model_management, "get_free_memory",
-                        lambda dev=None, torch_free_too=False: (1 << 40, 1 << 40) if torch_free_too else 0)
+    run_cond_and_uncond_separately(monkeypatch)
     counted, sigmas = _count_first_block(case.patcher)
     patched = _apply(comfy_rt, counted, preset="fast_30")
     separate_out = tiny.sample(case, model=patched, steps=30)

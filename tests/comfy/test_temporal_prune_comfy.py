@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from devtools.harness.compat import run_cond_and_uncond_separately
+
 WAN_FRAMES = 9
 STEPS = 4
 
@@ -304,15 +306,12 @@ def test_two_runs_are_identical(comfy_rt, tiny, tp, core, last_run, family):
 @pytest.mark.parametrize("family", ["svd", "wan21"])
 def test_batched_and_separate_cond_uncond_decide_the_same(comfy_rt, tiny, tp, core, last_run, family, monkeypatch):
     import comfy.patcher_extension
-    import comfy.samplers
     case = _case(tiny, family)
     patched = _apply(tp, core, case.patcher, ratio=0.5)
     calls = []
     tiny.sample(case, model=patched, steps=STEPS)
     batched = last_run(patched)
-    def no_free_memory(dev=None, torch_free_too=False):  # cond and uncond no longer fit in one call
-        return (0, 0) if torch_free_too else 0
-    monkeypatch.setattr(comfy.samplers.model_management, "get_free_memory", no_free_memory)
+    run_cond_and_uncond_separately(monkeypatch)
 
     def counting(executor, *args, **kwargs):
         calls.append(args[0].shape[0])
