@@ -4,6 +4,8 @@ import dataclasses
 import json
 import math
 
+import pytest
+
 from bench import real_shapes
 
 
@@ -17,6 +19,7 @@ def _small_shapes():
             real_shapes.wan21_shape(frames=3, height=8, width=12, dim=256, ffn_dim=512, text_tokens=16)]
 
 
+@pytest.mark.once_per_matrix
 def test_real_shape_machinery_reports_every_variant(comfy_rt, tmp_path):
     shapes = _small_shapes()
     selection = dataclasses.replace(real_shapes.FULL, repeats=1, motion_iterations=1)

@@ -138,6 +138,7 @@ def test_workflow_bench_compares_the_graph_with_its_pack_nodes_bypassed(bench_no
     assert patched.work_skipped > 0
 
 
+@pytest.mark.once_per_matrix
 def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_path, capsys):
     from bench.trained import procedural
     args = run.parse_args(["--bench", "--trained", "--train-steps", "3", "--techniques", "attention_backend",
@@ -158,6 +159,7 @@ def test_trained_bench_runs_each_technique_per_motion_class(bench_nodes, tmp_pat
     assert (tmp_path / "bench.png").exists()
 
 
+@pytest.mark.once_per_matrix
 def test_trained_unet_bench_compares_token_prune_with_tome_per_image_class(bench_nodes, tmp_path, capsys):
     from bench.trained import procedural
     args = run.parse_args(["--bench", "--trained", "--train-steps", "2", "--techniques", "token_prune",

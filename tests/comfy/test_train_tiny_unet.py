@@ -16,6 +16,7 @@ def _weights(case):
     return {k: v.clone() for k, v in case.patcher.model.diffusion_model.state_dict().items()}
 
 
+@pytest.mark.once_per_matrix
 @pytest.mark.parametrize("family", train_tiny_unet.FAMILIES)
 def test_training_lowers_the_loss_and_is_deterministic(comfy_rt, family):
     case, losses = train_tiny_unet.train(_config(family), progress=False)
