@@ -17,7 +17,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from .compat import executor_cache_args
+from .compat import executor_cache_args, node_replace_manager
 
 PACK_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_RUNTIME = os.path.join(PACK_ROOT, "bench", "runtime")  # ComfyUI base directory of tiny and trained runs
@@ -55,16 +55,21 @@ def find_comfyui(explicit=None):
 
 
 class HeadlessServer:
-    """The part of server.PromptServer that execution.PromptExecutor and its progress handler touch."""
+    """The part of server.PromptServer that execution.PromptExecutor, its progress handler and node registration
+    touch (``PromptServer.instance`` while no real server runs)."""
 
     def __init__(self):
         self.client_id = None
         self.last_node_id = None
         self.sockets_metadata = {}
         self.messages = []
+        self.node_replace_manager = node_replace_manager()
 
     def send_sync(self, event, data, sid=None):
         self.messages.append((event, data))
+
+    def send_progress_text(self, text, node_id, sid=None):
+        self.messages.append(("progress_text", {"text": text, "node": node_id}))
 
     def queue_updated(self):
         pass
@@ -180,6 +185,9 @@ def _boot(comfy_path, base_dir, pack_root, extra_args):
     import nodes
     comfy.utils.PROGRESS_BAR_ENABLED = False
 
+    import server
+    if getattr(server.PromptServer, "instance", None) is None:  # main.py creates the real one before loading nodes
+        server.PromptServer.instance = HeadlessServer()
     loader_warnings = _LoaderWarnings(link)
     logging.getLogger().addHandler(loader_warnings)
     try:
