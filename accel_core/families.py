@@ -4,6 +4,7 @@ A family is recognised by the class name of the model's ComfyUI config (``comfy.
 what ComfyUI itself detected from the weights. Only configs we test are listed: a subclass we have not tried (for
 example Flux2) is rejected with a clear error instead of being patched blindly. This module never imports ComfyUI.
 """
+from typing import Optional
 
 # family id -> (display name, config class names, tokens: "video" | "image")
 FAMILIES = {
@@ -57,12 +58,12 @@ class UnsupportedModelError(ValueError):
     """Raised when a technique is asked to patch a model family it does not support."""
 
 
-def _config_name(model):
+def _config_name(model) -> str:
     config = getattr(model, "model_config", None)
     return type(config).__name__ if config is not None else type(model).__name__
 
 
-def family_of(model):
+def family_of(model) -> Optional[str]:
     """Family id of a ComfyUI BaseModel (by its detected config class), or None if not in the table."""
     name = _config_name(model)
     for family, (_, config_names, _) in FAMILIES.items():
@@ -71,19 +72,20 @@ def family_of(model):
     return None
 
 
-def supported_families(technique):
+def supported_families(technique: str) -> list:
     return [FAMILIES[f][0] for f in SUPPORT[technique]]
 
 
-def require_family(technique, model):
-    """The family id of ``model`` if ``technique`` supports it; otherwise an error naming what is supported."""
+def require_family(technique: str, model, name: Optional[str] = None) -> str:
+    """The family id of ``model`` if ``technique`` supports it; otherwise an error, prefixed with ``name`` (the
+    node's display name; default: the technique id), naming what is supported."""
     family = family_of(model)
     if family not in SUPPORT[technique]:
         raise UnsupportedModelError(
-            f"{technique}: model '{_config_name(model)}' is not supported; supported families: "
+            f"{name or technique}: model '{_config_name(model)}' is not supported; supported families: "
             + ", ".join(supported_families(technique)))
     return family
 
 
-def is_video(family):
+def is_video(family: str) -> bool:
     return FAMILIES[family][2] == "video"

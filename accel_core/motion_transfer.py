@@ -10,10 +10,12 @@ transformer block) matches the AMF of the reference video. FastVMT removes two r
 This module is host-agnostic: the model is reached only through a ``loss_fn(latent) -> loss`` callback.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 from ..kernels import amf
+from .settings import range_error, setting
 
 MODES = ("fastvmt", "ditflow")
 # softmax temperature of the AMF: FastVMT's released call uses 1.0; DiTFlow's config uses motion_temp = 2
@@ -29,21 +31,36 @@ class MotionTransferSettings:
     ``guided_steps``: how many of the schedule's first steps optimise the latent (0: plain CFG); ``amf_block``: the
     transformer block whose self-attention Q/K give the motion flow.
     """
-    cfg: float = 5.0
-    mode: str = "fastvmt"
-    guided_steps: int = 10
-    iterations: int = 10
-    lr_start: float = 0.003
-    lr_end: float = 0.002
-    amf_block: int = 14  # FastVMT reads Q/K of block index 14 on both Wan2.1 1.3B (30 blocks) and 14B (40 blocks)
-    temporal_span: int = 4
-    tile_height: int = 3
-    tile_width: int = 4
-    window_height: int = 21
-    window_width: int = 21
-    recompute_every: int = 3
+    cfg: float = setting(5.0, "Classifier-free guidance scale of the denoising steps.",
+                         minimum=0.0, maximum=100.0, step=0.1, round=0.01)
+    mode: str = setting("fastvmt", "fastvmt: frame pairs within temporal_span, local-window AMF and gradient reuse. "
+                                   "ditflow: the unaccelerated baseline (all frame pairs, full attention, a real "
+                                   "backward every iteration).", options=MODES)
+    guided_steps: int = setting(10, "How many of the schedule's first steps optimise the latent (0 = plain CFG).",
+                                minimum=0, maximum=1000)
+    iterations: int = setting(10, "AdamW iterations per guided step.", minimum=1, maximum=100)
+    lr_start: float = setting(0.003, "Learning rate of the first iteration of each guided step.",
+                              minimum=0.0, maximum=1.0, step=0.0001, round=0.00001, advanced=True)
+    lr_end: float = setting(0.002, "Learning rate the schedule falls towards linearly over the iterations.",
+                            minimum=0.0, maximum=1.0, step=0.0001, round=0.00001, advanced=True)
+    amf_block: int = setting(
+        14,  # FastVMT reads Q/K of block index 14 on both Wan2.1 1.3B (30 blocks) and 14B (40 blocks)
+        "Transformer block whose self-attention Q/K give the motion flow (FastVMT: 14); clamped to the model's last "
+        "block. Later blocks are not run.", minimum=0, maximum=200, advanced=True)
+    temporal_span: int = setting(4, "fastvmt: each frame is compared with itself and the next span-1 frames.",
+                                 minimum=1, maximum=64, advanced=True)
+    tile_height: int = setting(3, "fastvmt: query tile height in tokens; a tile shares one search window.",
+                               minimum=1, maximum=64, advanced=True)
+    tile_width: int = setting(4, "fastvmt: query tile width in tokens.", minimum=1, maximum=64, advanced=True)
+    window_height: int = setting(21, "fastvmt: height in tokens of the search window around a tile's match.",
+                                 minimum=1, maximum=512, advanced=True)
+    window_width: int = setting(21, "fastvmt: width in tokens of the search window around a tile's match.",
+                                minimum=1, maximum=512, advanced=True)
+    recompute_every: int = setting(
+        3, "fastvmt: a real forward/backward every this many iterations (0, 3, 6, 9 of 10); the others reuse the last "
+           "gradient.", minimum=1, maximum=100, advanced=True)
 
-    def error(self):
+    def error(self) -> Optional[str]:
         """The message for invalid settings, or None when they are valid."""
         if self.mode not in MODES:
             return f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"
@@ -52,7 +69,7 @@ class MotionTransferSettings:
                 return f"{name} must be at least 1, got {getattr(self, name)}"
         if self.lr_start <= 0 or self.lr_end <= 0:
             return f"learning rates must be positive (lr_start {self.lr_start}, lr_end {self.lr_end})"
-        return None
+        return range_error(self)
 
     @property
     def fast(self):

@@ -15,8 +15,11 @@ stays frozen until the run ends.
 """
 import dataclasses
 import math
+from typing import Optional
 
 import torch
+
+from .settings import range_error, setting
 
 WAIT, CALIBRATE, PRUNE = "wait", "calibrate", "prune"
 # identity: a pruned unit attends within its own frame; skip: it is removed (module units: the whole temporal block)
@@ -25,13 +28,23 @@ MODES = ("identity", "skip")
 
 @dataclasses.dataclass(frozen=True)
 class TemporalPruneSettings:
-    """The node's settings; ``error()`` is the one check behind prompt validation and ``apply_temporal_prune``."""
-    ratio: float = 0.5
-    mode: str = "identity"
-    start_percent: float = 0.1
-    calibration_steps: int = 2
+    """The node's settings, in input order; ``error()`` is the one check behind prompt validation and
+    ``apply_temporal_prune``."""
+    ratio: float = setting(0.5, "Fraction of temporal attention units to prune (lowest cross-frame attention first). "
+                                "0 only measures and logs, leaving the output unchanged.",
+                           minimum=0.0, maximum=1.0, step=0.05)
+    mode: str = setting(
+        "identity", "identity: a pruned unit lets each frame attend only to itself (SVD: just the value and output "
+                    "projections; DiTs: attention within each latent frame, text still visible). skip: SVD bypasses "
+                    "the whole temporal block through its residual (the spatial/temporal mix still applies); on DiTs "
+                    "the pruned head's output is dropped.", options=MODES)
+    start_percent: float = setting(0.1, "Sampling progress at which calibration starts; steps before it run dense.",
+                                   minimum=0.0, maximum=1.0, step=0.01)
+    calibration_steps: int = setting(
+        2, "Computed steps (from start_percent) used to measure the units before the pruned set is frozen for the "
+           "rest of the run. Recomputed on every run.", minimum=1, maximum=100, label="calib. steps", advanced=True)
 
-    def error(self):
+    def error(self) -> Optional[str]:
         """The message for invalid settings, or None when they are valid."""
         if not 0.0 <= self.ratio <= 1.0:
             return f"ratio must be between 0 and 1, got {self.ratio}"
@@ -41,7 +54,7 @@ class TemporalPruneSettings:
             return f"start_percent must be between 0 and 1, got {self.start_percent}"
         if self.calibration_steps < 1:
             return f"calibration_steps must be at least 1, got {self.calibration_steps}"
-        return None
+        return range_error(self)
 
 
 def cross_frame_mass(mass):

@@ -25,12 +25,14 @@ This module never imports ComfyUI.
 import functools
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..kernels.scoring import attention_transpose_product
 from ..kernels.tokens import complement_index, gather_tokens, scatter_tokens, topk_keep_index
+from .settings import range_error, setting
 
 MAX_RATIO = 0.95
 RECOVERY_MODES = ("merge", "local merge", "similarity", "local", "passthrough")
@@ -257,7 +259,7 @@ def resolve_block_range(block_start, block_end, default, block_count, what):
     first = default[0] if block_start == -1 else block_start
     last = default[1] if block_end == -1 else block_end
     if not 0 <= first <= last < block_count:
-        raise ValueError(f"token_prune: block range {first}..{last} does not fit this model's {block_count} {what} "
+        raise ValueError(f"block range {first}..{last} does not fit this model's {block_count} {what} "
                          f"(indices 0..{block_count - 1}; block_start must not exceed block_end)")
     return first, last
 
@@ -300,20 +302,50 @@ def classify_stages(stages):
 
 @dataclass(frozen=True)
 class PruneSettings:
-    """The node's settings (its defaults are the node's); ``error()`` is the one check behind prompt validation and
+    """The node's settings, in input order; ``error()`` is the one check behind prompt validation and
     ``apply_token_prune``."""
-    ratio: float = 0.5
-    iterations: int = 1
-    score_queries: float = 0.0625  # 256 of 4096 rows (UI step 0.0025 holds it); 0.25 cost as much as attention
-    recovery: str = "merge"
-    dsap: bool = True
-    dsap_percent: float = 0.3
-    levels: str = AUTO_LEVELS  # "auto" (every stage with at least min_tokens tokens) or downsample factors "1,2"
-    min_tokens: int = 1024
-    block_start: int = -1  # DiT only: first and last pruned block (inclusive), -1 = the model's default
-    block_end: int = -1
+    ratio: float = setting(0.5, "Fraction of tokens pruned in each selected stage (0 = unchanged model). AT-EDM's "
+                                "main SD-XL setting prunes about 0.6.",
+                           minimum=0.0, maximum=MAX_RATIO, step=0.05)
+    dsap: bool = setting(True, "Denoising-steps-aware pruning: during the first dsap_percent of sampling, the first "
+                               "stage of every down level and the last stage of every up level are not pruned (early "
+                               "steps set the layout). off = prune every selected stage always.", on_off=True)
+    dsap_percent: float = setting(0.3, "Part of the sampling (0-1, by sigma) during which DSAP spares those stages.",
+                                  minimum=0.0, maximum=1.0, step=0.05, advanced=True)
+    levels: str = setting(
+        AUTO_LEVELS, "Which resolution levels prune: 'auto' = every stage with at least min_tokens tokens, or "
+                     "downsample factors such as '1,2' (1 = full latent resolution; SDXL has attention at 2 and 4, "
+                     "SD1.5 at 1, 2, 4 and 8; a Flux / WAN block range counts as level 1).", advanced=True)
+    min_tokens: int = setting(
+        1024, "With levels = auto: a stage prunes only when it has at least this many tokens (1024 = 32x32 tokens; "
+              "at 512x512 SD1.5 that is levels 1 and 2, at 1024x1024 SDXL every attention level).",
+        minimum=1, maximum=1 << 20, advanced=True)
+    recovery: str = setting(
+        "merge", "How pruned tokens are refilled before the convolutions: each keeps its own features and adds the "
+                 "update of its source, the most similar kept token. merge = searched in the whole stage, and the "
+                 "stage computes each kept token's group (itself and the tokens it is the source of) as their mean "
+                 "(ToMe-style; best quality, same cost); similarity = the same search, kept tokens computed alone "
+                 "(AT-EDM's pruning); local merge / local = the source is searched in the token's 2x2 window (larger "
+                 "above ratio 0.75; on Flux / WAN runs of 4 tokens along a row), whose best token is always kept: "
+                 "cheaper, lower quality; passthrough = pruned tokens take no update from the stage.",
+        options=RECOVERY_MODES)
+    iterations: int = setting(1, "G-WPR power-iteration rounds (each costs one extra pass over the attention scores; "
+                                 "1 = attention each token receives).", minimum=1, maximum=10, advanced=True)
+    score_queries: float = setting(
+        0.0625,  # 256 of 4096 rows; 0.25 cost as much as attention
+        "Fraction of query rows (spread evenly over the image) used to estimate the scores; bounds the scoring cost "
+        "to this fraction of one attention map per round.",
+        minimum=0.01, maximum=1.0, step=0.0005, advanced=True)  # a step below 0.001 shows 4 decimals: 0.0625
+    block_start: int = setting(
+        -1, "Flux / WAN only: first block that runs on the kept tokens; its self-attention ranks them. Flux counts "
+            "double-stream blocks (0-18 on Flux dev), WAN its blocks (0-29 on 1.3B / 5B, 0-39 on 14B). -1 = block 1 "
+            "(the first block always sees every token).", minimum=-1, maximum=1000, advanced=True)
+    block_end: int = setting(
+        -1, "Flux / WAN only: last block (inclusive) that runs on the kept tokens; after it the pruned tokens are "
+            "refilled. -1 = the last double-stream block on Flux, the second-to-last block on WAN.",
+        minimum=-1, maximum=1000, advanced=True)
 
-    def error(self):
+    def error(self) -> Optional[str]:
         """The message for invalid settings, or None when they are valid."""
         if not 0.0 <= self.ratio <= MAX_RATIO:
             return f"ratio must be within [0, {MAX_RATIO}], got {self.ratio}"
@@ -334,7 +366,7 @@ class PruneSettings:
                     f"{self.block_end}")
         if 0 <= self.block_end < self.block_start:
             return f"block_end ({self.block_end}) must not be below block_start ({self.block_start})"
-        return None
+        return range_error(self)
 
     @functools.cached_property
     def level_factors(self):

@@ -16,15 +16,18 @@ import comfy.patcher_extension
 
 from ..accel_core import adacache
 from ..accel_core.adacache import AdaCacheSettings
-from ..accel_core.families import FAMILIES, is_video, require_family
-from .integration.blocks import chain_block_replacement
+from ..accel_core.families import FAMILIES, is_video
+from ..accel_core.settings import from_inputs
 from .integration.families import ADAPTERS, block_keys
-from .integration.run_state import install_run_hook, run_state
+from .integration.install import Installer, apply, technique
+from .integration.run_state import run_state
+from .integration.schema import settings_inputs, settings_validator
 from .integration.steps import SigmaWindow, call_sigma
 
 log = logging.getLogger(__name__)
 
-KEY = "freeaccel_adacache"  # wrapper, block-replacement owner and run-state key
+KEY = "freeaccel_adacache"  # owner of everything installed, and the run-state key
+NAME = "AdaCache + MoReg"  # the node's display name, the prefix of its messages
 
 @dataclasses.dataclass(frozen=True)
 class _BlockRole:
@@ -39,7 +42,7 @@ def _metric_index(metric_block, block_count):
     if metric_block == -1:
         return block_count // 2
     if metric_block >= block_count:
-        raise ValueError(f"AdaCache: metric_block {metric_block} is out of range; this model has {block_count} "
+        raise ValueError(f"metric_block {metric_block} is out of range; this model has {block_count} "
                          f"blocks (0..{block_count - 1}, or -1 for the middle one)")
     return metric_block
 
@@ -130,7 +133,7 @@ class _RunContext:
             after = _image_tokens(out["img"], role, image_length)
             if after.shape != before.shape:
                 raise ValueError(
-                    f"AdaCache: the metric block changed the number of image tokens ({before.shape[1]} -> "
+                    f"{NAME}: the metric block changed the number of image tokens ({before.shape[1]} -> "
                     f"{after.shape[1]}): another patch prunes tokens inside the block stack (e.g. TokenPrune). "
                     f"Apply AdaCache first and the pruning node after it (loader -> AdaCache -> TokenPrune).")
             residual = after - before
@@ -173,30 +176,31 @@ def _block(role, args, run_block):
     return context.block(role, args, run_block)
 
 
-def apply_adacache(model, settings):
-    """A clone of ModelPatcher ``model`` with AdaCache installed (raises for unsupported models or settings)."""
-    error = settings.error()
-    if error is not None:
-        raise ValueError(f"AdaCache: {error}")
-    family = require_family("adacache", model.model)
+def _install(installer: Installer, settings: AdaCacheSettings, family: str) -> None:
     if settings.moreg and not is_video(family):
-        raise ValueError(f"AdaCache: MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
+        raise ValueError(f"MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
                          "single images; turn moreg off for this model")
-    keys = block_keys(family, model.get_model_object("diffusion_model"))
+    keys = block_keys(family, installer.patcher.get_model_object("diffusion_model"))
     if not keys:
-        raise ValueError(f"AdaCache: found no transformer blocks in this {FAMILIES[family][0]} model")
+        raise ValueError(f"found no transformer blocks in this {FAMILIES[family][0]} model")
     metric = _metric_index(settings.metric_block, len(keys))
-    patched = model.clone()
     for i, (kind, index) in enumerate(keys):
         role = _BlockRole(kind, entry=i == 0, exit=i == len(keys) - 1, metric=i == metric,
                           text_first=ADAPTERS[family].text_first)
-        chain_block_replacement(patched, kind, index, functools.partial(_block, role), KEY)
-    install_run_hook(patched, KEY, functools.partial(_RunContext, settings))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, KEY, _calc_cond_batch_wrapper)
-    return patched
+        installer.block(kind, index, functools.partial(_block, role))
+    installer.run_state(functools.partial(_RunContext, settings))
+    installer.wrapper(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, _calc_cond_batch_wrapper)
 
 
-_DEFAULTS = AdaCacheSettings()
+TECHNIQUE = technique(KEY, NAME, AdaCacheSettings, _install, support="adacache")
+
+
+def apply_adacache(model, settings: AdaCacheSettings):
+    """A clone of ModelPatcher ``model`` with AdaCache installed in place of any earlier AdaCache (raises for
+    unsupported models or settings)."""
+    return apply(TECHNIQUE, model, settings)
+
+
 _DESCRIPTION = (
     "AdaCache (Kahatapitiya et al., ICCV 2025): reuses the whole transformer block stack for a number of steps that "
     "depends on how fast the content changes, measured at one block (the metric block). The first two and last two "
@@ -214,75 +218,23 @@ class AdaCacheNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="FreeAccel_AdaCache",
-            display_name="AdaCache + MoReg",
+            display_name=NAME,
             category="FreeAccel/caching",
             is_experimental=True,  # until measured on real weights
             description=_DESCRIPTION,
             inputs=[
                 io.Model.Input("model", tooltip="A WAN 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, Flux/Chroma or "
                                                 "Qwen-Image model. A patched clone is returned."),
-                io.Combo.Input("preset", options=[*adacache.PRESETS, adacache.CUSTOM], default=_DEFAULTS.preset,
-                               tooltip="Codebook (distance threshold -> steps to reuse), scaled to your step count. "
-                                       "fast_30 / slow_30: official 30-step tables; medium_30: ours, between them; "
-                                       "fast_100: official 100-step table; custom: use custom_codebook. On the "
-                                       "bench's trained tiny WAN (worst case of 8 clips): slow_30 computes 1 step in "
-                                       "1.7 at 37.8 dB, medium_30 + MoReg 1 in 2.1 at 36.0 dB, fast_30 + MoReg 1 in "
-                                       "3.0 at 33.7 dB."),
-                io.String.Input("custom_codebook", default=_DEFAULTS.custom_codebook,
-                                tooltip="Used when preset is custom, as written (no scaling): comma-separated "
-                                        "threshold:rate pairs with ascending thresholds; a distance below a "
-                                        "threshold reuses the stack for that many steps (1 = compute every step). "
-                                        "'1.00:1' never reuses."),
-                io.Int.Input("metric_block", default=_DEFAULTS.metric_block, min=-1, max=1000,
-                             tooltip="Block whose residual change measures the content change (-1 = the middle "
-                                     "block, as in the paper). Blocks are counted double-stream first, then "
-                                     "single-stream."),
-                io.Boolean.Input("moreg", default=_DEFAULTS.moreg,
-                                 tooltip="Motion regularisation (video models only): frame-to-frame differences of "
-                                         "the metric residual raise the distance when they rise, so the steps where "
-                                         "motion forms are computed."),
-                io.Float.Input("start_percent", default=_DEFAULTS.start_percent, min=0.0, max=1.0, step=0.01,
-                               tooltip="Sampling progress before which every step is computed."),
-                io.Float.Input("end_percent", default=_DEFAULTS.end_percent, min=0.0, max=1.0, step=0.01,
-                               tooltip="Sampling progress after which every step is computed."),
-                io.Boolean.Input("offload", default=_DEFAULTS.offload,
-                                 tooltip="Keep the cached residuals in CPU memory instead of next to the "
-                                         "activations (saves VRAM, costs a copy per step)."),
-                io.Combo.Input("reuse", options=list(adacache.REUSE_MODES), default=_DEFAULTS.reuse,
-                               tooltip="What a skipped step adds to the block-stack input: hold = the residual of the "
-                                       "last computed step (the paper); linear = that residual extrapolated in sigma "
-                                       "from the last two computed steps (keeps two residuals per conditioning)."),
-                io.Combo.Input("moreg_reference", options=list(adacache.MOREG_REFERENCES),
-                               default=_DEFAULTS.moreg_reference,
-                               tooltip="What MoReg divides the motion score by. fixed = moreg_normaliser (the paper; "
-                                       "below it MoReg makes the node reuse more); run_minimum = the smallest score "
-                                       "of this run so far (ours): MoReg only adds computed steps, where motion "
-                                       "rises."),
-                io.Float.Input("moreg_normaliser", default=_DEFAULTS.moreg_normaliser, min=0.001, max=10.0,
-                               step=0.001,
-                               tooltip="Advanced. With moreg_reference fixed, MoReg's motion score m is used as "
-                                       "(m / normaliser) ^ exponent; the official value is 0.385."),
-                io.Float.Input("moreg_exponent", default=_DEFAULTS.moreg_exponent, min=0.1, max=32.0, step=0.1,
-                               tooltip="Advanced. Exponent of the MoReg motion factor; the official value is 8."),
+                *settings_inputs(AdaCacheSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with AdaCache installed.")],
         )
 
-    @classmethod
-    def validate_inputs(cls, preset=_DEFAULTS.preset, custom_codebook=_DEFAULTS.custom_codebook,
-                        metric_block=_DEFAULTS.metric_block, start_percent=_DEFAULTS.start_percent,
-                        end_percent=_DEFAULTS.end_percent, moreg_normaliser=_DEFAULTS.moreg_normaliser,
-                        moreg_exponent=_DEFAULTS.moreg_exponent):
-        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
-        # unknown here and keeps its default (execute checks again).
-        error = AdaCacheSettings(preset=preset, custom_codebook=custom_codebook, metric_block=metric_block,
-                                 start_percent=start_percent, end_percent=end_percent,
-                                 moreg_normaliser=moreg_normaliser, moreg_exponent=moreg_exponent).error()
-        return True if error is None else error
+    validate_inputs = settings_validator(AdaCacheSettings, NAME)
 
     @classmethod
     def execute(cls, model, **inputs):
-        return io.NodeOutput(apply_adacache(model, AdaCacheSettings(**inputs)))
+        return io.NodeOutput(apply_adacache(model, from_inputs(AdaCacheSettings, inputs)))
 
 
 NODES = [AdaCacheNode]

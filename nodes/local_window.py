@@ -11,16 +11,18 @@ import functools
 from comfy_api.v0_0_2 import io
 import comfy.patcher_extension
 
-from ..accel_core.families import require_family
 from ..accel_core.local_window import LocalWindowSettings
-from ..kernels.local_window import IMPLEMENTATIONS, VideoLayout, covers_everything, local_window_attention
-from .integration.attention import install_attention_override
+from ..accel_core.settings import from_inputs
+from ..kernels.local_window import VideoLayout, covers_everything, local_window_attention
 from .integration.compat import report_block_info
+from .integration.install import apply, technique
+from .integration.schema import settings_inputs, settings_validator
 from .integration.steps import SigmaWindow, call_sigma
 from .integration.families import double_blocks, token_layout
 from .integration.token_layout import ModelCall
 
-KEY = "freeaccel_local_window"  # APPLY_MODEL wrapper key, and the transformer_options key of the call's ModelCall
+KEY = "freeaccel_local_window"  # owner of everything installed, and the transformer_options key of the ModelCall
+NAME = "Local Window Attention"  # the node's display name, the prefix of its messages
 
 
 def _apply_model(family, settings, executor, x, t, c_concat, c_crossattn, control, transformer_options, **conds):
@@ -58,22 +60,19 @@ def _attention(settings, call):
                                   implementation=settings.implementation, backend=call.backend)
 
 
-def apply_local_window(model, settings):
-    """A clone of ModelPatcher ``model`` with local-window self-attention (raises for unsupported models or
-    settings)."""
-    error = settings.error()
-    if error is not None:
-        raise ValueError(f"LocalWindowAttention: {error}")
-    family = require_family("local_window", model.model)
-    patched = model.clone()
-    report_block_info(patched, family)  # the block range is counted by block_index where the model reports it
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, KEY,
-                                 functools.partial(_apply_model, family, settings))
-    install_attention_override(patched, functools.partial(_attention, settings))
-    return patched
+def _install(installer, settings, family):
+    report_block_info(installer.patcher, family)  # the block range is counted by block_index where it is reported
+    installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, functools.partial(_apply_model, family, settings))
+    installer.attention(functools.partial(_attention, settings))
 
 
-_DEFAULTS = LocalWindowSettings()
+TECHNIQUE = technique(KEY, NAME, LocalWindowSettings, _install, support="local_window")
+
+
+def apply_local_window(model, settings: LocalWindowSettings):
+    """A clone of ModelPatcher ``model`` with local-window self-attention in place of any earlier one (raises for
+    unsupported models or settings)."""
+    return apply(TECHNIQUE, model, settings)
 
 
 class LocalWindowAttentionNode(io.ComfyNode):
@@ -81,7 +80,7 @@ class LocalWindowAttentionNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="FreeAccel_LocalWindowAttention",
-            display_name="Local Window Attention",
+            display_name=NAME,
             category="FreeAccel/attention",
             is_experimental=True,  # until measured on real weights
             description="Video DiT self-attention restricted, in a block range and a step range, to a local window "
@@ -90,48 +89,16 @@ class LocalWindowAttentionNode(io.ComfyNode):
                         "video leaves the model unchanged. Supports WAN, HunyuanVideo, LTX-Video and Mochi.",
             inputs=[
                 io.Model.Input("model", tooltip="A video diffusion model (WAN, HunyuanVideo, LTX-Video or Mochi)."),
-                io.Int.Input("frames", default=_DEFAULTS.frames, min=0, max=256,
-                             tooltip="Each query sees keys at most this many latent frames before and after it."),
-                io.Int.Input("height", default=_DEFAULTS.height, min=1, max=1024,
-                             tooltip="Window height in tokens (latent rows / patch size), centred on the query; "
-                                     "an even size grows to the next odd one (6 -> 7)."),
-                io.Int.Input("width", default=_DEFAULTS.width, min=1, max=1024,
-                             tooltip="Window width in tokens (latent columns / patch size), centred on the query; "
-                                     "an even size grows to the next odd one."),
-                io.Int.Input("start_block", default=_DEFAULTS.start_block, min=0, max=1000,
-                             tooltip="First transformer block (0-based) that uses the window. HunyuanVideo numbers "
-                                     "its single-stream blocks after the double-stream ones."),
-                io.Int.Input("end_block", default=_DEFAULTS.end_block, min=-1, max=1000,
-                             tooltip="Last transformer block that uses the window; -1 = the last block."),
-                io.Float.Input("start_percent", default=_DEFAULTS.start_percent, min=0.0, max=1.0, step=0.01,
-                               tooltip="Sampling progress where the window starts. Early steps set the layout: "
-                                       "raise this to keep them at full attention."),
-                io.Float.Input("end_percent", default=_DEFAULTS.end_percent, min=0.0, max=1.0, step=0.01,
-                               tooltip="Sampling progress where the window ends."),
-                io.Combo.Input("implementation", options=list(IMPLEMENTATIONS), default=_DEFAULTS.implementation,
-                               tooltip="auto = tiled (fast): queries are grouped in grid tiles and every query of a "
-                                       "tile sees the same box of keys, its tile grown by the window radius on each "
-                                       "side (a superset of each query's own window, slid inside the grid at the "
-                                       "borders); each tile is one dense attention call. gathered / flex: exactly "
-                                       "each query's own window, slower (gathered: masked tiles on any device; "
-                                       "flex: torch flex_attention block masks)."),
+                *settings_inputs(LocalWindowSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with local-window self-attention.")],
         )
 
-    @classmethod
-    def validate_inputs(cls, start_block=_DEFAULTS.start_block, end_block=_DEFAULTS.end_block,
-                        start_percent=_DEFAULTS.start_percent, end_percent=_DEFAULTS.end_percent,
-                        implementation=_DEFAULTS.implementation):
-        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
-        # unknown here and keeps its default (apply_local_window checks again).
-        error = LocalWindowSettings(start_block=start_block, end_block=end_block, start_percent=start_percent,
-                                    end_percent=end_percent, implementation=implementation).error()
-        return True if error is None else error
+    validate_inputs = settings_validator(LocalWindowSettings, NAME)
 
     @classmethod
     def execute(cls, model, **inputs):
-        return io.NodeOutput(apply_local_window(model, LocalWindowSettings(**inputs)))
+        return io.NodeOutput(apply_local_window(model, from_inputs(LocalWindowSettings, inputs)))
 
 
 NODES = [LocalWindowAttentionNode]

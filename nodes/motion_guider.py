@@ -17,16 +17,18 @@ import comfy.samplers
 import comfy.utils
 
 from ..accel_core import motion_transfer as mt
-from ..accel_core.families import require_family
+from ..accel_core.families import family_of
 from ..accel_core.motion_transfer import MotionTransferSettings
-from .integration.attention import install_attention_override
-from .integration.blocks import chain_block_replacement
-from .integration.rope_autograd import ensure_rope_backward
+from ..accel_core.settings import fields, from_inputs
 from .integration.families import double_blocks, token_layout
+from .integration.install import apply, technique
+from .integration.rope_autograd import ensure_rope_backward
+from .integration.schema import settings_inputs, settings_validator
 
 log = logging.getLogger(__name__)
 
-KEY = "freeaccel_motion_transfer"  # block-replacement owner; in transformer_options: this forward captures q/k
+KEY = "freeaccel_motion_transfer"  # owner of everything installed; in a forward's transformer_options: capture q/k
+NAME = "Motion Transfer Guider (FastVMT)"  # the node's display name, the prefix of its messages
 _IN_AMF_BLOCK = "freeaccel_motion_transfer_in_amf_block"  # transformer_options of the AMF block in a capture forward
 REFERENCE_COND = "freeaccel_motion_reference"
 
@@ -129,9 +131,12 @@ class MotionTransferGuider(comfy.samplers.CFGGuider):
 
     def inner_sample(self, noise, latent_image, device, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
                      latent_shapes=None):
-        check_reference(self.reference, noise.shape)
+        try:
+            check_reference(self.reference, noise.shape)
+        except ValueError as err:
+            raise ValueError(f"{NAME}: {err}") from None
         if denoise_mask is not None:
-            raise ValueError("the motion transfer guider does not support a latent noise mask; remove the mask")
+            raise ValueError(f"{NAME}: a latent noise mask is not supported; remove the mask")
         guided = min(self.settings.guided_steps, len(sigmas) - 1)
         self.loss_history = []
         sampler = _GuidedSampler(sampler, self, guided)
@@ -229,31 +234,46 @@ def _shifted_callback(callback, offset, total):
     return lambda step, denoised, x, _total: callback(step + offset, denoised, x, total)
 
 
-def motion_transfer_guider(model, positive, negative, reference, settings, reference_conditioning=None):
+def _amf_block_index(family, patcher, settings):
+    """The AMF block: settings.amf_block clamped to the model's last block."""
+    return min(settings.amf_block, len(double_blocks(family, patcher.get_model_object("diffusion_model"))) - 1)
+
+
+def _install(installer, settings, family):
+    installer.block("double_block", _amf_block_index(family, installer.patcher, settings), _amf_block)
+    installer.attention(_capture_attention)
+
+
+TECHNIQUE = technique(KEY, NAME, MotionTransferSettings, _install, support="motion_transfer")
+
+
+def motion_transfer_guider(model, positive, negative, reference, settings: MotionTransferSettings,
+                           reference_conditioning=None):
     """A GUIDER for ModelPatcher ``model``: core CFGGuider when ``settings.guided_steps`` is 0, else a
     MotionTransferGuider on a patched clone. ``reference``: the LATENT (dict) of the reference video. Raises for
     unsupported models, settings or references."""
-    error = settings.error()
-    if error is not None:
-        raise ValueError(f"MotionTransferGuider: {error}")
     if settings.guided_steps == 0:  # exactly core CFGGuider
+        error = settings.error()
+        if error is not None:
+            raise ValueError(f"{NAME}: {error}")
         guider = comfy.samplers.CFGGuider(model)
         guider.set_conds(positive, negative)
     else:
-        family = require_family("motion_transfer", model.model)
         samples = reference["samples"]
-        check_reference(samples)
-        amf_block = min(settings.amf_block, len(double_blocks(family, model.get_model_object("diffusion_model"))) - 1)
-        patched = model.clone()
-        chain_block_replacement(patched, "double_block", amf_block, _amf_block, KEY)
-        install_attention_override(patched, _capture_attention)
-        guider = MotionTransferGuider(patched, family, samples, settings, amf_block)
+        try:
+            check_reference(samples)
+        except ValueError as err:
+            raise ValueError(f"{NAME}: {err}") from None
+        patched = apply(TECHNIQUE, model, settings)
+        family = family_of(model.model)
+        guider = MotionTransferGuider(patched, family, samples, settings, _amf_block_index(family, model, settings))
         guider.set_conds(positive, negative, reference_conditioning)
     guider.set_cfg(settings.cfg)
     return guider
 
 
-_DEFAULTS = MotionTransferSettings()
+# the node shows cfg before the reference input and the other settings after it (saved workflows keep that order)
+_AFTER_REFERENCE = tuple(name for name, *_ in fields(MotionTransferSettings) if name != "cfg")
 
 
 class MotionTransferGuiderNode(io.ComfyNode):
@@ -261,7 +281,7 @@ class MotionTransferGuiderNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="FreeAccel_MotionTransferGuider",
-            display_name="Motion Transfer Guider (FastVMT)",
+            display_name=NAME,
             category="FreeAccel/motion",
             is_experimental=True,  # until measured on real weights
             description="Training-free video motion transfer for WAN (for SamplerCustomAdvanced): at the first "
@@ -273,38 +293,10 @@ class MotionTransferGuiderNode(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="The prompt of the video to generate."),
                 io.Conditioning.Input("negative", tooltip="The negative prompt (also the reference pass's prompt "
                                                           "unless reference_conditioning is given)."),
-                io.Float.Input("cfg", default=_DEFAULTS.cfg, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale of the denoising steps."),
+                *settings_inputs(MotionTransferSettings, ("cfg",)),
                 io.Latent.Input("reference", tooltip="The VAE-encoded reference video whose motion is transferred; "
                                                      "same frames, size and channels as the sampled latent."),
-                io.Combo.Input("mode", options=list(mt.MODES), default=_DEFAULTS.mode,
-                               tooltip="fastvmt: frame pairs within temporal_span, local-window AMF and gradient "
-                                       "reuse. ditflow: the unaccelerated baseline (all frame pairs, full "
-                                       "attention, a real backward every iteration)."),
-                io.Int.Input("guided_steps", default=_DEFAULTS.guided_steps, min=0, max=1000,
-                             tooltip="How many of the schedule's first steps optimise the latent (0 = plain CFG)."),
-                io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=100,
-                             tooltip="AdamW iterations per guided step."),
-                io.Float.Input("lr_start", default=_DEFAULTS.lr_start, min=0.0, max=1.0, step=0.0001, round=0.00001,
-                               tooltip="Learning rate of the first iteration of each guided step."),
-                io.Float.Input("lr_end", default=_DEFAULTS.lr_end, min=0.0, max=1.0, step=0.0001, round=0.00001,
-                               tooltip="Learning rate the schedule falls towards linearly over the iterations."),
-                io.Int.Input("amf_block", default=_DEFAULTS.amf_block, min=0, max=200,
-                             tooltip="Transformer block whose self-attention Q/K give the motion flow (FastVMT: "
-                                     "14); clamped to the model's last block. Later blocks are not run."),
-                io.Int.Input("temporal_span", default=_DEFAULTS.temporal_span, min=1, max=64,
-                             tooltip="fastvmt: each frame is compared with itself and the next span-1 frames."),
-                io.Int.Input("tile_height", default=_DEFAULTS.tile_height, min=1, max=64,
-                             tooltip="fastvmt: query tile height in tokens; a tile shares one search window."),
-                io.Int.Input("tile_width", default=_DEFAULTS.tile_width, min=1, max=64,
-                             tooltip="fastvmt: query tile width in tokens."),
-                io.Int.Input("window_height", default=_DEFAULTS.window_height, min=1, max=512,
-                             tooltip="fastvmt: height in tokens of the search window around a tile's match."),
-                io.Int.Input("window_width", default=_DEFAULTS.window_width, min=1, max=512,
-                             tooltip="fastvmt: width in tokens of the search window around a tile's match."),
-                io.Int.Input("recompute_every", default=_DEFAULTS.recompute_every, min=1, max=100,
-                             tooltip="fastvmt: a real forward/backward every this many iterations (0, 3, 6, 9 of "
-                                     "10); the others reuse the last gradient."),
+                *settings_inputs(MotionTransferSettings, _AFTER_REFERENCE),
                 io.Conditioning.Input("reference_conditioning", optional=True,
                                       tooltip="Prompt of the reference pass (DiTFlow/FastVMT use an empty prompt). "
                                               "Default: the negative."),
@@ -312,20 +304,12 @@ class MotionTransferGuiderNode(io.ComfyNode):
             outputs=[io.Guider.Output(tooltip="A guider for SamplerCustomAdvanced.")],
         )
 
-    @classmethod
-    def validate_inputs(cls, mode=_DEFAULTS.mode, iterations=_DEFAULTS.iterations, lr_start=_DEFAULTS.lr_start,
-                        lr_end=_DEFAULTS.lr_end, temporal_span=_DEFAULTS.temporal_span,
-                        recompute_every=_DEFAULTS.recompute_every):
-        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
-        # unknown here and keeps its default (motion_transfer_guider checks again).
-        error = MotionTransferSettings(mode=mode, iterations=iterations, lr_start=lr_start, lr_end=lr_end,
-                                       temporal_span=temporal_span, recompute_every=recompute_every).error()
-        return True if error is None else error
+    validate_inputs = settings_validator(MotionTransferSettings, NAME)
 
     @classmethod
     def execute(cls, model, positive, negative, reference, reference_conditioning=None, **inputs):
         return io.NodeOutput(motion_transfer_guider(model, positive, negative, reference,
-                                                    MotionTransferSettings(**inputs),
+                                                    from_inputs(MotionTransferSettings, inputs),
                                                     reference_conditioning=reference_conditioning))
 
 

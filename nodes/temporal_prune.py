@@ -19,22 +19,24 @@ import torch
 from comfy_api.v0_0_2 import io
 import comfy.patcher_extension
 
-from ..accel_core.families import require_family
+from ..accel_core.settings import from_inputs
 from ..accel_core.temporal_prune import (
-    CALIBRATE, MODES, WAIT, TemporalPruneRun, TemporalPruneSettings, cross_frame_mass, sample_queries)
+    CALIBRATE, WAIT, TemporalPruneRun, TemporalPruneSettings, cross_frame_mass, sample_queries)
 from ..kernels.attention import split_heads
 from ..kernels.frame_attention import frame_attention
 from ..kernels.scoring import frame_pair_mass
-from .integration.attention import install_attention_override
 from .integration.compat import report_block_info
-from .integration.run_state import install_run_hook, run_state
+from .integration.install import apply, technique
+from .integration.run_state import run_state
+from .integration.schema import settings_inputs, settings_validator
 from .integration.steps import SigmaWindow, call_sigma
 from .integration.families import token_layout
 from .integration.token_layout import ModelCall
 
 log = logging.getLogger(__name__)
 
-KEY = "freeaccel_temporal_prune"  # wrapper and run-state key
+KEY = "freeaccel_temporal_prune"  # owner of everything installed, and the run-state key
+NAME = "TemporalAttnPrune (F3)"  # the node's display name, the prefix of its messages
 QUERY_ROWS_PER_FRAME = 16  # sampled query tokens per latent frame when scoring a DiT head
 SVD_SCORED_POSITIONS = 1024  # spatial positions per video whose temporal attention is scored (evenly spaced)
 
@@ -72,11 +74,11 @@ class _RunState:
             # a cross-attention would look exactly like the self-attention: leave this call dense
             if not self.warned_ambiguous:
                 self.warned_ambiguous = True
-                log.warning("TemporalAttnPrune: the conditioning has as many tokens as the video, so a cross-attention "
-                            "cannot be told from the self-attention; attention is left dense for such calls")
+                log.warning("%s: the conditioning has as many tokens as the video, so a cross-attention cannot be "
+                            "told from the self-attention; attention is left dense for such calls", NAME)
             return None
         if layout.frames < 2:
-            raise ValueError(f"TemporalAttnPrune needs a video of at least 2 latent frames; this one has "
+            raise ValueError(f"{NAME} needs a video of at least 2 latent frames; this one has "
                              f"{layout.frames}. Remove the node for single images or one-frame videos.")
         return layout
 
@@ -150,10 +152,10 @@ def _attention(call):
     return call.next() if state is None else state.attention(call)
 
 
-# The SVD patches get no transformer_options reliably, so they read the run hook's state of the run in progress.
-def _svd_attn1_forward(hook, unit, module, original):
+# The SVD patches replace the modules' forward; the run's state comes with the transformer_options ComfyUI passes
+def _svd_attn1_forward(unit, module, original):
     def forward(x, context=None, value=None, mask=None, transformer_options={}):
-        state = hook.current
+        state = run_state(transformer_options, KEY)
         if state is not None and state.call is not None:
             if state.settings.mode == "identity" and state.run.is_pruned(unit):
                 # each frame attends only to itself: softmax over one key is 1, so the output is V
@@ -166,9 +168,9 @@ def _svd_attn1_forward(hook, unit, module, original):
     return forward
 
 
-def _svd_block_forward(hook, unit, block, original):
+def _svd_block_forward(unit, block, original):
     def forward(x, context=None, transformer_options={}):
-        state = hook.current
+        state = run_state(transformer_options, KEY)
         if state is not None and state.call is not None and state.run.is_pruned(unit):
             return x  # the whole temporal block bypassed through its residual; the AlphaBlender still mixes
         return original(block, x, context=context, transformer_options=transformer_options)
@@ -181,40 +183,37 @@ def _svd_time_stack_attention(diffusion_model):
             if ".time_stack." in name and name.endswith(".attn1") and hasattr(module, "to_q")]
 
 
-def _patch_svd(patched, diffusion_model, hook, mode):
+def _patch_svd(installer, diffusion_model, mode):
     names = _svd_time_stack_attention(diffusion_model)
     if not names:
-        raise ValueError("TemporalAttnPrune: this SVD model has no temporal attention (time_stack) modules")
+        raise ValueError("this SVD model has no temporal attention (time_stack) modules")
     for name in names:
         attn = diffusion_model.get_submodule(name)
-        patched.add_object_patch(f"diffusion_model.{name}.forward",
-                                 _svd_attn1_forward(hook, name, attn, type(attn).forward))
+        installer.object_patch(f"diffusion_model.{name}.forward", _svd_attn1_forward(name, attn, type(attn).forward))
         if mode == "skip":
             block_name = name[:-len(".attn1")]
             block = diffusion_model.get_submodule(block_name)
-            patched.add_object_patch(f"diffusion_model.{block_name}.forward",
-                                     _svd_block_forward(hook, name, block, type(block).forward))
+            installer.object_patch(f"diffusion_model.{block_name}.forward",
+                                   _svd_block_forward(name, block, type(block).forward))
 
 
-def apply_temporal_prune(model, settings):
-    """A clone of ModelPatcher ``model`` with TemporalAttnPrune installed (raises for unsupported models or
-    settings); ``run_state.last_run(patched, KEY)`` is the summary of its last sampling run."""
-    error = settings.error()
-    if error is not None:
-        raise ValueError(f"TemporalAttnPrune: {error}")
-    family = require_family("temporal_prune", model.model)
-    patched = model.clone()
-    hook = install_run_hook(patched, KEY, functools.partial(_RunState, settings, family))
-    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, KEY, _apply_model)
+def _install(installer, settings, family):
+    installer.run_state(functools.partial(_RunState, settings, family))
+    installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _apply_model)
     if family == "svd":
-        _patch_svd(patched, model.model.diffusion_model, hook, settings.mode)
+        _patch_svd(installer, installer.patcher.model.diffusion_model, settings.mode)
     else:
-        report_block_info(patched, family)  # units are keyed on the block
-        install_attention_override(patched, _attention)
-    return patched
+        report_block_info(installer.patcher, family)  # units are keyed on the block
+        installer.attention(_attention)
 
 
-_DEFAULTS = TemporalPruneSettings()
+TECHNIQUE = technique(KEY, NAME, TemporalPruneSettings, _install, support="temporal_prune")
+
+
+def apply_temporal_prune(model, settings: TemporalPruneSettings):
+    """A clone of ModelPatcher ``model`` with TemporalAttnPrune installed in place of any earlier one (raises for
+    unsupported models or settings); ``run_state.last_run(patched, KEY)`` is the summary of its last sampling run."""
+    return apply(TECHNIQUE, model, settings)
 
 
 class TemporalAttnPruneNode(io.ComfyNode):
@@ -222,7 +221,7 @@ class TemporalAttnPruneNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="FreeAccel_TemporalAttnPrune",
-            display_name="TemporalAttnPrune (F3)",
+            display_name=NAME,
             category="FreeAccel/pruning",
             is_experimental=True,  # until measured on real weights
             description="F3-style pruning of temporal attention: during a few calibration steps it measures how much "
@@ -232,35 +231,16 @@ class TemporalAttnPruneNode(io.ComfyNode):
                         "pruned head attends within its own latent frame only.",
             inputs=[
                 io.Model.Input("model", tooltip="A video model: SVD, WAN 2.1/2.2, HunyuanVideo, LTX-Video or Mochi."),
-                io.Float.Input("ratio", default=_DEFAULTS.ratio, min=0.0, max=1.0, step=0.05,
-                               tooltip="Fraction of temporal attention units to prune (lowest cross-frame attention "
-                                       "first). 0 only measures and logs, leaving the output unchanged."),
-                io.Combo.Input("mode", options=list(MODES), default=_DEFAULTS.mode,
-                               tooltip="identity: a pruned unit lets each frame attend only to itself (SVD: just the "
-                                       "value and output projections; DiTs: attention within each latent frame, "
-                                       "text still visible). skip: SVD bypasses the whole temporal block through its "
-                                       "residual (the spatial/temporal mix still applies); on DiTs the pruned head's "
-                                       "output is dropped."),
-                io.Float.Input("start_percent", default=_DEFAULTS.start_percent, min=0.0, max=1.0, step=0.01,
-                               tooltip="Sampling progress at which calibration starts; steps before it run dense."),
-                io.Int.Input("calibration_steps", default=_DEFAULTS.calibration_steps, min=1, max=100,
-                             tooltip="Computed steps (from start_percent) used to measure the units before the pruned "
-                                     "set is frozen for the rest of the run. Recomputed on every run."),
+                *settings_inputs(TemporalPruneSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with temporal attention pruning.")],
         )
 
-    @classmethod
-    def validate_inputs(cls, ratio=_DEFAULTS.ratio, mode=_DEFAULTS.mode, start_percent=_DEFAULTS.start_percent,
-                        calibration_steps=_DEFAULTS.calibration_steps):
-        # An input fed by a link is unknown here and keeps its default (execute checks again).
-        error = TemporalPruneSettings(ratio=ratio, mode=mode, start_percent=start_percent,
-                                      calibration_steps=calibration_steps).error()
-        return True if error is None else error
+    validate_inputs = settings_validator(TemporalPruneSettings, NAME)
 
     @classmethod
     def execute(cls, model, **inputs):
-        return io.NodeOutput(apply_temporal_prune(model, TemporalPruneSettings(**inputs)))
+        return io.NodeOutput(apply_temporal_prune(model, from_inputs(TemporalPruneSettings, inputs)))
 
 
 NODES = [TemporalAttnPruneNode]

@@ -20,16 +20,16 @@ import torch
 from comfy_api.v0_0_2 import io
 import comfy.patcher_extension
 
-from ..accel_core.families import require_family
+from ..accel_core.settings import from_inputs
 from ..accel_core.token_prune import (
-    MAX_RATIO, RECOVERY_MODES, PruneSettings, Stage, classify_stages, plan_tokens, recovery_windows,
-    resolve_block_range,
+    PruneSettings, Stage, classify_stages, plan_tokens, recovery_windows, resolve_block_range,
 )
 from ..kernels.attention import split_heads
 from .integration.attention import chain_attention_override
-from .integration.blocks import chain_block_replacement, drop_block_replacements
 from .integration.families import double_blocks
-from .integration.run_state import OUTER_SAMPLE, install_run_hook, run_state
+from .integration.install import apply, technique
+from .integration.run_state import run_state
+from .integration.schema import settings_inputs, settings_validator
 from .integration.steps import SigmaWindow, call_sigma
 from .token_prune_dit import DIT_HOSTS, dit_host
 
@@ -43,7 +43,8 @@ except ImportError as err:
 
 log = logging.getLogger(__name__)
 
-KEY = "freeaccel_token_prune"  # wrapper, block-replacement owner and run-state key
+KEY = "freeaccel_token_prune"  # owner of everything installed, and the run-state key
+NAME = "TokenPrune (G-WPR / DSAP)"  # the node's display name, the prefix of its messages
 
 
 class _DsapRun:
@@ -105,7 +106,7 @@ class StagePruner:
         patches = dict(options.get("patches", {}))
         patches["middle_patch"] = list(patches.get("middle_patch", [])) + [self.prune]
         options["patches"] = patches
-        return chain_attention_override(options, self.attention)
+        return chain_attention_override(options, self.attention, KEY)
 
     def _plan(self, q, k):
         self.plan = plan_tokens(q, k, self.block_input, self.settings, self.ratio, self.windows)
@@ -221,29 +222,25 @@ def _prunable(stage_module):
     return not first.disable_self_attn and not first.ff_in
 
 
-def _prune_unet_stages(model, settings):
-    """A clone of the SD1.5 / SDXL ModelPatcher ``model`` with every prunable stage a PrunedSpatialTransformer."""
+def _install_unet_stages(installer, settings):
+    """Every prunable stage of the SD1.5 / SDXL clone a PrunedSpatialTransformer."""
     if _UNET_IMPORT_ERROR is not None:
-        raise RuntimeError(f"token_prune: this ComfyUI lacks the UNet modules TokenPrune replaces and recognises "
+        raise RuntimeError(f"this ComfyUI lacks the UNet modules TokenPrune replaces and recognises "
                            f"({_UNET_IMPORT_ERROR}); FreeAccel needs an update for this ComfyUI version")
-    diffusion_model = model.get_model_object("diffusion_model")
+    patcher = installer.patcher
+    diffusion_model = patcher.get_model_object("diffusion_model")
     entries = [(path, section, level) for path, section, level in unet_stage_paths(diffusion_model)
-               if _prunable(model.get_model_object(path))]
+               if _prunable(patcher.get_model_object(path))]
     stages = classify_stages([(section, level) for _, section, level in entries])
     levels = settings.level_factors
     if levels is not None and not any(stage.level in levels for stage in stages):
         present = sorted({stage.level for stage in stages})
-        raise ValueError(f"token_prune: levels {','.join(map(str, levels))} select no attention stage of "
-                         f"this model; its attention stages are at downsample {','.join(map(str, present))}")
-    patched = model.clone()
+        raise ValueError(f"levels {','.join(map(str, levels))} select no attention stage of this model; its "
+                         f"attention stages are at downsample {','.join(map(str, present))}")
     for (path, _, _), stage in zip(entries, stages):
-        original = model.get_model_object(path)
-        if isinstance(original, PrunedSpatialTransformer):  # a TokenPrune earlier in the chain: replace its settings
-            original = original.original
-        patched.add_object_patch(path, PrunedSpatialTransformer(original, stage, settings))
+        installer.object_patch(path, PrunedSpatialTransformer(patcher.get_model_object(path), stage, settings))
     log.info("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
              "on" if settings.dsap else "off")
-    return patched
 
 
 # --- DiTs (Flux, WAN): a pruned block range through chained patches_replace["dit"] entries -------------------------
@@ -323,47 +320,40 @@ def _control_apply_model(executor, *args, **kwargs):
     return executor(x, t, c_concat, c_crossattn, control, transformer_options, *args[6:], **kwargs)
 
 
-def _prune_block_range(model, settings, family):
-    """A clone of the Flux or WAN ModelPatcher ``model`` whose block range prunes tokens."""
-    diffusion_model = model.get_model_object("diffusion_model")
+def _install_block_range(installer, settings, family):
+    """The block range of the Flux or WAN clone prunes tokens."""
+    diffusion_model = installer.patcher.get_model_object("diffusion_model")
     host = dit_host(family, diffusion_model)
     blocks = double_blocks(family, diffusion_model)
     first, last = resolve_block_range(settings.block_start, settings.block_end, host.default_range(len(blocks)),
                                       len(blocks), host.description)
-    patched = model.clone()
-    drop_block_replacements(patched, KEY)  # an earlier TokenPrune: its range state would collide with this one's
     block_range = _BlockRange(host, settings, blocks[first], first, last)
     for index in range(first, last + 1):
-        chain_block_replacement(patched, "double_block", index, functools.partial(_range_block, block_range, index),
-                                KEY)
-    apply_model = comfy.patcher_extension.WrappersMP.APPLY_MODEL
-    if family == "flux" and not patched.get_wrappers(apply_model, KEY):
-        patched.add_wrapper_with_key(apply_model, KEY, _control_apply_model)
+        installer.block("double_block", index, functools.partial(_range_block, block_range, index))
+    if family == "flux":
+        installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _control_apply_model)
     log.info("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last, settings.ratio,
              "on" if settings.dsap else "off")
-    return patched
 
 
-def apply_token_prune(model, settings):
-    """A clone of the ModelPatcher ``model`` that prunes tokens with ``settings`` (a PruneSettings): in every
-    prunable UNet stage (SD1.5, SDXL) or over a block range (Flux, WAN). A TokenPrune already on ``model`` is
-    replaced. Raises ValueError for invalid settings or an unsupported model, RuntimeError when this ComfyUI lacks
-    an internal that the model family's hook uses."""
-    error = settings.error()
-    if error is not None:
-        raise ValueError(f"token_prune: {error}")
-    family = require_family("token_prune", model.model)
+def _install(installer, settings, family):
     if family in DIT_HOSTS:
-        patched = _prune_block_range(model, settings, family)
+        _install_block_range(installer, settings, family)
     else:
-        patched = _prune_unet_stages(model, settings)
-    patched.remove_wrappers_with_key(OUTER_SAMPLE, KEY)  # an earlier TokenPrune's DSAP window
+        _install_unet_stages(installer, settings)
     if settings.dsap:
-        install_run_hook(patched, KEY, functools.partial(_DsapRun, settings.dsap_percent))
-    return patched
+        installer.run_state(functools.partial(_DsapRun, settings.dsap_percent))
 
 
-_DEFAULTS = PruneSettings()
+TECHNIQUE = technique(KEY, NAME, PruneSettings, _install, support="token_prune")
+
+
+def apply_token_prune(model, settings: PruneSettings):
+    """A clone of the ModelPatcher ``model`` that prunes tokens with ``settings``: in every prunable UNet stage
+    (SD1.5, SDXL) or over a block range (Flux, WAN), in place of any earlier TokenPrune. Raises ValueError for
+    invalid settings or an unsupported model, RuntimeError when this ComfyUI lacks an internal that the model
+    family's hook uses."""
+    return apply(TECHNIQUE, model, settings)
 
 
 class TokenPruneNode(io.ComfyNode):
@@ -371,7 +361,7 @@ class TokenPruneNode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="FreeAccel_TokenPrune",
-            display_name="TokenPrune (G-WPR / DSAP)",
+            display_name=NAME,
             category="FreeAccel/pruning",
             is_experimental=True,  # until measured on real weights
             description="AT-EDM token pruning for SD1.5 / SDXL: in each selected attention stage, ranks tokens by "
@@ -385,72 +375,16 @@ class TokenPruneNode(io.ComfyNode):
             inputs=[
                 io.Model.Input("model", tooltip="SD1.5 or SDXL (base or refiner), Flux / Chroma or WAN 2.1 / 2.2 "
                                                 "model; a patched clone is returned."),
-                io.Float.Input("ratio", default=_DEFAULTS.ratio, min=0.0, max=MAX_RATIO, step=0.05,
-                               tooltip="Fraction of tokens pruned in each selected stage (0 = unchanged model). "
-                                       "AT-EDM's main SD-XL setting prunes about 0.6."),
-                io.Combo.Input("dsap", options=["on", "off"], default="on" if _DEFAULTS.dsap else "off",
-                               tooltip="Denoising-steps-aware pruning: during the first dsap_percent of sampling, the "
-                                       "first stage of every down level and the last stage of every up level are not "
-                                       "pruned (early steps set the layout). off = prune every selected stage always."),
-                io.Float.Input("dsap_percent", default=_DEFAULTS.dsap_percent, min=0.0, max=1.0, step=0.05,
-                               tooltip="Part of the sampling (0-1, by sigma) during which DSAP spares those stages."),
-                io.String.Input("levels", default=_DEFAULTS.levels,
-                                tooltip="Which resolution levels prune: 'auto' = every stage with at least "
-                                        "min_tokens tokens, or downsample factors such as '1,2' (1 = full latent "
-                                        "resolution; SDXL has attention at 2 and 4, SD1.5 at 1, 2, 4 and 8; a Flux / "
-                                        "WAN block range counts as level 1)."),
-                io.Int.Input("min_tokens", default=_DEFAULTS.min_tokens, min=1, max=1 << 20,
-                             tooltip="With levels = auto: a stage prunes only when it has at least this many tokens "
-                                     "(1024 = 32x32 tokens; at 512x512 SD1.5 that is levels 1 and 2, at 1024x1024 "
-                                     "SDXL every attention level)."),
-                io.Combo.Input("recovery", options=list(RECOVERY_MODES), default=_DEFAULTS.recovery,
-                               tooltip="How pruned tokens are refilled before the convolutions: each keeps its own "
-                                       "features and adds the update of its source, the most similar kept token. "
-                                       "merge = searched in the whole stage, and the stage computes each kept "
-                                       "token's group (itself and the tokens it is the source of) as their mean "
-                                       "(ToMe-style; best quality, same cost); similarity = the same search, kept "
-                                       "tokens computed alone (AT-EDM's pruning); local merge / local = the source "
-                                       "is searched in the token's 2x2 window (larger above ratio 0.75; on Flux / "
-                                       "WAN runs of 4 tokens along a row), whose best token is always kept: "
-                                       "cheaper, lower quality; passthrough = pruned tokens take no update from "
-                                       "the stage."),
-                io.Int.Input("iterations", default=_DEFAULTS.iterations, min=1, max=10,
-                             tooltip="G-WPR power-iteration rounds (each costs one extra pass over the attention "
-                                     "scores; 1 = attention each token receives)."),
-                io.Float.Input("score_queries", default=_DEFAULTS.score_queries, min=0.01, max=1.0, step=0.0025,
-                               tooltip="Fraction of query rows (spread evenly over the image) used to estimate the "
-                                       "scores; bounds the scoring cost to this fraction of one attention map per "
-                                       "round."),
-                io.Int.Input("block_start", default=_DEFAULTS.block_start, min=-1, max=1000,
-                             tooltip="Flux / WAN only: first block that runs on the kept tokens; its self-attention "
-                                     "ranks them. Flux counts double-stream blocks (0-18 on Flux dev), WAN its blocks "
-                                     "(0-29 on 1.3B / 5B, 0-39 on 14B). -1 = block 1 (the first block always sees "
-                                     "every token)."),
-                io.Int.Input("block_end", default=_DEFAULTS.block_end, min=-1, max=1000,
-                             tooltip="Flux / WAN only: last block (inclusive) that runs on the kept tokens; after it "
-                                     "the pruned tokens are refilled. -1 = the last double-stream block on Flux, the "
-                                     "second-to-last block on WAN."),
+                *settings_inputs(PruneSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with token pruning applied during sampling.")],
         )
 
-    @classmethod
-    def validate_inputs(cls, ratio=_DEFAULTS.ratio, dsap_percent=_DEFAULTS.dsap_percent, levels=_DEFAULTS.levels,
-                        iterations=_DEFAULTS.iterations, score_queries=_DEFAULTS.score_queries,
-                        recovery=_DEFAULTS.recovery, block_start=_DEFAULTS.block_start,
-                        block_end=_DEFAULTS.block_end):
-        # Only the inputs the checks read, so ComfyUI still range-checks the others; an input fed by a link is
-        # unknown here and keeps its default (apply_token_prune checks again).
-        error = PruneSettings(ratio=ratio, dsap_percent=dsap_percent, levels=levels, iterations=iterations,
-                              score_queries=score_queries, recovery=recovery, block_start=block_start,
-                              block_end=block_end).error()
-        return True if error is None else error
+    validate_inputs = settings_validator(PruneSettings, NAME)
 
     @classmethod
     def execute(cls, model, **inputs):
-        # the one conversion of the UI's inputs: dsap is an on / off combo there and a bool in the settings
-        settings = PruneSettings(**dict(inputs, dsap=inputs["dsap"] == "on"))
-        return io.NodeOutput(apply_token_prune(model, settings))
+        return io.NodeOutput(apply_token_prune(model, from_inputs(PruneSettings, inputs)))
 
 
 NODES = [TokenPruneNode]

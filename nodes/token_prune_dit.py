@@ -105,9 +105,9 @@ def dit_host(family, diffusion_model):
     """The DitHost of ``family`` for this diffusion model; raises when the model or this ComfyUI cannot be served."""
     host = DIT_HOSTS[family]
     if host.import_error is not None:
-        raise RuntimeError(f"token_prune: this ComfyUI lacks what TokenPrune uses to rank tokens in {host.description} "
+        raise RuntimeError(f"this ComfyUI lacks what TokenPrune uses to rank tokens in {host.description} "
                            f"({host.import_error}); FreeAccel needs an update for this ComfyUI version")
     if family == "wan" and type(diffusion_model) is not WanModel:
-        raise ValueError(f"token_prune: {type(diffusion_model).__name__} is not supported (VACE and other WAN "
+        raise ValueError(f"{type(diffusion_model).__name__} is not supported (VACE and other WAN "
                          "variants add per-token hints between blocks); use a WAN 2.1 / 2.2 T2V, I2V or TI2V model")
     return host

@@ -7,7 +7,12 @@ attention on one model, so each handler is installed in front of the override th
 ``AttentionCall``: q/k/v as [B, H, L, D], the mask as 4-D, and ``next()`` to run the rest of the chain, down to
 ComfyUI's own function or the backend FreeAccel_AttentionBackend chose. Handlers return [B, H, L, D].
 """
+from typing import Any, Callable, Optional
+
+import torch
+
 from ...kernels.attention import attention, merge_heads, split_heads
+from .chain import Chained, has_owner, without_owner
 
 OVERRIDE_KEY = "optimized_attention_override"
 # transformer_options key holding the FreeAccel backend name chosen by FreeAccel_AttentionBackend; the end of every
@@ -90,40 +95,63 @@ def _run_backend(original_func, q, k, v, heads, **kwargs):
     return out if kwargs.get("skip_output_reshape", False) else merge_heads(out)
 
 
-def chain_attention_override(transformer_options, handler):
-    """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override in the ``transformer_options``
-    dict (changed in place: pass a model's options, or a copy made for some calls only)."""
-    previous = transformer_options.get(OVERRIDE_KEY)
+class ChainedOverride(Chained):
+    """An ``optimized_attention_override``: ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the
+    override it replaced (None: ComfyUI's own attention or the chosen backend)."""
 
-    def override(original_func, *args, **kwargs):
+    def __call__(self, original_func: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         q, k, v, heads, kwargs = _normalise(args, kwargs)
+        previous = self.previous
 
         def run_next(q, k, v, heads, **kw):
             if previous is not None:
                 return previous(original_func, q, k, v, heads, **kw)
             return _run_backend(original_func, q, k, v, heads, **kw)
 
-        out = handler(AttentionCall(run_next, q, k, v, heads, kwargs))
+        out = self.handler(AttentionCall(run_next, q, k, v, heads, kwargs))
         return out if kwargs.get("skip_output_reshape", False) else merge_heads(out)
 
-    transformer_options[OVERRIDE_KEY] = override
+
+def chain_attention_override(transformer_options: dict, handler: Callable, owner: str) -> dict:
+    """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override in the ``transformer_options``
+    dict (changed in place: pass a model's options, or a copy made for some calls only)."""
+    transformer_options[OVERRIDE_KEY] = ChainedOverride(handler, transformer_options.get(OVERRIDE_KEY), owner)
     return transformer_options
 
 
-def install_attention_override(model, handler):
+def drop_attention_handlers(transformer_options: dict, owner: str) -> None:
+    """Remove ``owner``'s handlers from the override chain in ``transformer_options``."""
+    kept = without_owner(transformer_options.get(OVERRIDE_KEY), owner)
+    if kept is None:
+        transformer_options.pop(OVERRIDE_KEY, None)
+    else:
+        transformer_options[OVERRIDE_KEY] = kept
+
+
+def has_attention_handler(transformer_options: dict, owner: str) -> bool:
+    return has_owner(transformer_options.get(OVERRIDE_KEY), owner)
+
+
+def pass_through(call: AttentionCall) -> torch.Tensor:
+    """A handler that only hands the call on (ends a chain in the chosen backend where nothing else overrides)."""
+    return call.next()
+
+
+def install_attention_override(model, handler: Callable, owner: Optional[str] = None):
     """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override already installed on ``model``
-    (a cloned ModelPatcher)."""
-    chain_attention_override(model.model_options.setdefault("transformer_options", {}), handler)
+    (a cloned ModelPatcher); ``owner`` tags it for removal (None: a handler nobody removes). Returns ``model``."""
+    chain_attention_override(model.model_options.setdefault("transformer_options", {}), handler, owner)
     return model
 
 
-def set_attention_backend(model, backend):
-    """Make every FreeAccel attention chain on ``model`` end in ``backend`` (None: ComfyUI's own attention)."""
+def set_attention_backend(model, backend: Optional[str], owner: Optional[str] = BACKEND_KEY):
+    """Make every FreeAccel attention chain on ``model`` end in ``backend`` (None: ComfyUI's own attention); where
+    nothing overrides attention yet, a pass-through handler of ``owner`` makes the chain. Returns ``model``."""
     options = model.model_options.setdefault("transformer_options", {})
     if backend is None:
         options.pop(BACKEND_KEY, None)
         return model
     options[BACKEND_KEY] = backend
     if OVERRIDE_KEY not in options:
-        install_attention_override(model, lambda call: call.next())
+        install_attention_override(model, pass_through, owner)
     return model

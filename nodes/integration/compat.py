@@ -1,4 +1,8 @@
-"""Every difference between the ComfyUI versions FreeAccel supports (0.3.75 through 0.8.x), in one place.
+"""Every difference between the ComfyUI versions FreeAccel supports (0.3.75 through 0.33.x), in one place.
+
+- Advanced inputs: the V3 inputs of ``comfy_api.v0_0_2`` accept ``advanced=True`` (the frontend folds those inputs
+  away) from ComfyUI 0.33 on; 0.3.75 and 0.8.0 reject the keyword, so ``input_options`` passes it only where the
+  installed io takes it.
 
 - Block info: WAN writes ``block_index`` / ``block_type`` / ``total_blocks`` into ``transformer_options`` while it
   runs its blocks only from ComfyUI 0.5.0 on (ComfyUI PR #10845). Flux, HunyuanVideo and Qwen-Image do in every
@@ -6,9 +10,12 @@
   derives it for WAN on older versions, so state keyed on the block is the same on every version.
 """
 import functools
+import inspect
 import logging
+from typing import Optional
 
 import comfyui_version
+from comfy_api.v0_0_2 import io
 
 from .blocks import chain_block_replacement, has_block_replacement
 from .families import double_blocks
@@ -20,7 +27,7 @@ WAN_BLOCK_INFO_SINCE = (0, 5, 0)
 BLOCK_INFO_OWNER = "freeaccel_block_info"
 
 
-def parse_version(text):
+def parse_version(text: Optional[str]) -> Optional[tuple]:
     """"0.3.75" -> (0, 3, 75); anything unparsable -> None."""
     try:
         return tuple(int(part) for part in text.split(".")[:3])
@@ -28,7 +35,7 @@ def parse_version(text):
         return None
 
 
-def version_text(version):
+def version_text(version: tuple) -> str:
     return ".".join(map(str, version))
 
 
@@ -36,14 +43,23 @@ def version_text(version):
 VERSION = parse_version(getattr(comfyui_version, "__version__", None))
 
 
-def at_least(version):
+def at_least(version: tuple) -> bool:
     return VERSION is None or VERSION >= version
 
 
-def warn_if_unsupported():
+def warn_if_unsupported() -> None:
     if not at_least(MINIMUM_VERSION):
         log.warning("FreeAccel is tested on ComfyUI %s and newer; this is ComfyUI %s. Please update ComfyUI.",
                     version_text(MINIMUM_VERSION), version_text(VERSION))
+
+
+# the io of this ComfyUI takes advanced=... on its inputs (every widget input shares Input.__init__'s keywords)
+ADVANCED_INPUTS = "advanced" in inspect.signature(io.Input.__init__).parameters
+
+
+def input_options(advanced: bool) -> dict:
+    """Keyword arguments marking a V3 input advanced where this ComfyUI supports it (none elsewhere)."""
+    return {"advanced": True} if advanced and ADVANCED_INPUTS else {}
 
 
 def _report_block(index, total, args, run_block):
@@ -52,7 +68,7 @@ def _report_block(index, total, args, run_block):
     return run_block(args)
 
 
-def report_block_info(model, family):
+def report_block_info(model, family: str) -> None:
     """Make ``model`` (a cloned ModelPatcher of ``family``) report the running block in ``transformer_options`` where
     this ComfyUI does not: a dit replacement on every WAN block before ComfyUI 0.5.0, else nothing."""
     if family != "wan" or at_least(WAN_BLOCK_INFO_SINCE):
