@@ -1,5 +1,5 @@
 """FreeAccel_AdaCache's example workflows: WAN 2.1 T2V (MoReg on) and Flux dev."""
-from .builder import HF, wan21_text_to_video
+from .builder import Example, wan21_text_to_video
 
 _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several steps when the content changes slowly "
          "(measured at the middle block) and computes more often when it changes fast. The first two and last two "
@@ -9,8 +9,6 @@ _NOTE = ("**AdaCache + MoReg** reuses the whole transformer stack for several st
 
 
 def _wan21(wf):
-    wf.note(_NOTE.format(extra="MoReg (on here) computes the steps where motion between frames rises."),
-            title="About this workflow")
     shift, positive, negative, vae = wan21_text_to_video(wf)
     cache = wf.add("FreeAccel_AdaCache", preset="medium_30", moreg=True)
     wf.link(shift, "MODEL", cache, "model")
@@ -23,18 +21,10 @@ def _wan21(wf):
 
 
 def _flux(wf):
-    wf.note(_NOTE.format(extra="MoReg is for video models and stays off for Flux."), title="About this workflow")
     unet = wf.add("UNETLoader", unet_name="flux1-dev.safetensors")
-    wf.model_file(unet, "flux1-dev.safetensors",
-                  f"{HF}/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors", "diffusion_models")
     clip = wf.add("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
                   type="flux")
-    wf.model_file(clip, "clip_l.safetensors",
-                  f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors", "text_encoders")
-    wf.model_file(clip, "t5xxl_fp16.safetensors",
-                  f"{HF}/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors", "text_encoders")
     vae = wf.add("VAELoader", vae_name="ae.safetensors")
-    wf.model_file(vae, "ae.safetensors", f"{HF}/black-forest-labs/FLUX.1-dev/resolve/main/ae.safetensors", "vae")
     positive = wf.add("CLIPTextEncode", text="a lighthouse on a rocky coast at sunset, detailed, photographic")
     wf.link(clip, "CLIP", positive, "clip")
     guidance = wf.add("FluxGuidance", guidance=3.5)
@@ -51,4 +41,17 @@ def _flux(wf):
     wf.group("FreeAccel", [cache])
 
 
-WORKFLOWS = {"wan21_t2v_adacache.json": _wan21, "flux_adacache.json": _flux}
+WORKFLOWS = {
+    "wan21_t2v_adacache.json": Example(
+        title="WAN 2.1 text to video with AdaCache + MoReg",
+        description="Skips the steps where the video changes slowly. WAN 2.1 T2V 1.3B, 832x480, 33 frames, "
+                    "30 steps.",
+        note=_NOTE.format(extra="MoReg (on here) computes the steps where motion between frames rises."),
+        build=_wan21),
+    "flux_adacache.json": Example(
+        title="Flux dev text to image with AdaCache",
+        description="Reuses the transformer for the steps where the image changes slowly. Flux.1 dev, 1024x1024, "
+                    "30 steps.",
+        note=_NOTE.format(extra="MoReg is for video models and stays off for Flux."),
+        build=_flux),
+}

@@ -10,11 +10,15 @@ Widget values left out take the schema default; seed-like widgets get the contro
 reproducible. Nodes are laid out left to right in dependency order. to_ui() refuses a graph that validate_workflow
 would reject.
 
+Every model-file widget value gets its download entry (properties.models: name, url, directory) from
+model_files.OFFICIAL_MODEL_FILES; a file without one is refused, so the frontend can offer every missing model.
+
 CLI, from the pack folder (boots ComfyUI through devtools.harness.comfy_env; ComfyUI from --comfyui, $COMFYUI_PATH
 or the enclosing checkout):
     python -m devtools.workflows.builder --update-schemas   rewrite tests/data/node_schemas.json from the live nodes
-    python -m devtools.workflows.builder --build TECHNIQUE  write workflows/<name> for each entry of the WORKFLOWS of
-                                                            devtools/workflows/TECHNIQUE.py ({file name: function})
+    python -m devtools.workflows.builder --build TECHNIQUE  write workflows/<name>.json and its thumbnail <name>.jpg
+                                                            for each Example in the WORKFLOWS of
+                                                            devtools/workflows/TECHNIQUE.py ({file name: Example})
 """
 from __future__ import annotations
 
@@ -25,13 +29,18 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from .model_files import OFFICIAL_MODEL_FILES
+from .thumbnail import save_thumbnail, thumbnail_spec
 from .ui_format import (
-    PACK_NODE_PREFIX, SNAPSHOT_PATH, has_control_widget, input_spec, io_type, is_model_file_combo, is_widget,
-    node_schemas_from_comfy, ordered_inputs, save_schema_snapshot, validate_workflow, widget_layout, combo_options)
+    MODEL_FILE_EXTENSIONS, PACK_NODE_PREFIX, SNAPSHOT_PATH, has_control_widget, input_spec, io_type,
+    is_model_file_combo, is_widget, node_schemas_from_comfy, ordered_inputs, save_schema_snapshot, validate_workflow,
+    widget_layout, combo_options)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
+TECHNIQUES = ("adacache", "temporal_prune", "token_prune", "motion_transfer")  # modules defining WORKFLOWS
 CORE_CNR_ID = "comfy-core"
 NOTE_TYPE = "MarkdownNote"
 
@@ -73,21 +82,22 @@ def pack_project_info(repo_root=REPO_ROOT) -> tuple[str, str]:
     return name, version
 
 
-HF = "https://huggingface.co"  # where ComfyUI's own examples point for model files
-WAN21_FILES = f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+@dataclass(frozen=True)
+class Example:
+    """One example workflow: the title and one-line description the template card and the workflow's note show,
+    the note's explanation, and the function that adds the graph to a Workflow."""
+    title: str
+    description: str
+    note: str
+    build: Callable
 
 
 def wan21_loaders(wf):
-    """UNETLoader, CLIPLoader and VAELoader of WAN 2.1 T2V 1.3B with ComfyUI's repackaged file names and sources;
-    returns the three handles."""
+    """UNETLoader, CLIPLoader and VAELoader of WAN 2.1 T2V 1.3B with ComfyUI's repackaged file names; returns the
+    three handles."""
     unet = wf.add("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors")
-    wf.model_file(unet, "wan2.1_t2v_1.3B_fp16.safetensors",
-                  f"{WAN21_FILES}/diffusion_models/wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models")
     clip = wf.add("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan")
-    wf.model_file(clip, "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
-                  f"{WAN21_FILES}/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders")
     vae = wf.add("VAELoader", vae_name="wan_2.1_vae.safetensors")
-    wf.model_file(vae, "wan_2.1_vae.safetensors", f"{WAN21_FILES}/vae/wan_2.1_vae.safetensors", "vae")
     return unet, clip, vae
 
 
@@ -105,8 +115,10 @@ def wan21_text_to_video(wf):
 
 
 class Workflow:
-    def __init__(self, schemas, *, core_version="0.8.0", pack_prefix=PACK_NODE_PREFIX, pack_info=None):
+    def __init__(self, schemas, *, core_version="0.8.0", pack_prefix=PACK_NODE_PREFIX, pack_info=None,
+                 model_files=OFFICIAL_MODEL_FILES):
         self.schemas = schemas
+        self.model_files = model_files
         self.core_version = core_version
         self.pack_prefix = pack_prefix
         self.pack_id, self.pack_version = pack_info or pack_project_info()
@@ -128,7 +140,7 @@ class Workflow:
         handle = NodeHandle(self._next_node_id(), node_type)
         values = {name: widget_values[name] if name in widget_values else self._default(schema, name)
                   for name in widget_names}
-        self._nodes[handle.id] = _Node(handle, title, values)
+        self._nodes[handle.id] = _Node(handle, title, values, models=self._model_entries(node_type, schema, values))
         return handle
 
     def note(self, text, title=None) -> NodeHandle:
@@ -173,11 +185,6 @@ class Workflow:
         self.link(decode, "IMAGE", save, "images")
         return sampler
 
-    def model_file(self, handle, name, url, directory):
-        """Record where a loader's model file comes from (properties.models): the frontend offers the download
-        when the file is missing from the user's `models/<directory>` folder."""
-        self._nodes[handle.id].models.append({"name": name, "url": url, "directory": directory})
-
     def group(self, title, handles):
         """A titled box drawn around the given nodes."""
         self._groups.append((title, list(handles)))
@@ -214,6 +221,21 @@ class Workflow:
         return path
 
     # -- internals ------------------------------------------------------------------------------------------------
+
+    def _model_entries(self, node_type, schema, values) -> list[dict]:
+        """properties.models of a node: the download entry of each model file its widgets name (the frontend offers
+        the download when no file of that name is in `models/<directory>`)."""
+        entries = []
+        for name, value in values.items():
+            if not (isinstance(value, str) and value.lower().endswith(MODEL_FILE_EXTENSIONS)
+                    and is_model_file_combo(name, *input_spec(schema, name)[:2])):
+                continue
+            source = self.model_files.get(value)
+            if source is None:
+                raise ValueError(f"{node_type} {name}={value!r}: no download source known; add the file ComfyUI's "
+                                 "own templates use for it to devtools/workflows/model_files.py")
+            entries.append(source.entry(value))
+        return entries
 
     def _next_node_id(self):
         return len(self._nodes) + len(self._notes) + 1
@@ -376,15 +398,34 @@ def live_schemas(comfy_path=None) -> tuple[dict, str]:
     return schemas, comfyui_version.__version__
 
 
+def build_technique(technique, schemas, core_version, out_dir=WORKFLOWS_DIR) -> list[Path]:
+    """Write <name>.json and its thumbnail <name>.jpg into out_dir for each Example in the WORKFLOWS of
+    devtools/workflows/<technique>.py; returns the paths written."""
+    if technique not in TECHNIQUES:
+        raise ValueError(f"unknown technique {technique!r}; one of {', '.join(TECHNIQUES)}")
+    examples = importlib.import_module(f".{technique}", __package__).WORKFLOWS
+    display_names = {node_type: schema.get("display_name", node_type) for node_type, schema in schemas.items()}
+    written = []
+    for file_name, example in examples.items():
+        workflow = Workflow(schemas, core_version=core_version)
+        workflow.note(f"{example.description}\n\n{example.note}", title=example.title)
+        example.build(workflow)
+        path = workflow.save(Path(out_dir) / file_name)
+        spec = thumbnail_spec(json.loads(path.read_text(encoding="utf-8")), example.title, example.description,
+                              display_names)
+        written += [path, save_thumbnail(spec, path.with_suffix(".jpg"))]
+    return written
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH or the enclosing checkout)")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--update-schemas", action="store_true",
                         help=f"rewrite {SNAPSHOT_PATH.relative_to(REPO_ROOT)} from the live {PACK_NODE_PREFIX}* nodes")
-    action.add_argument("--build", metavar="TECHNIQUE",
-                        help="a module of devtools/workflows (adacache, temporal_prune, token_prune, "
-                             "motion_transfer) defining WORKFLOWS = {file name: function(Workflow)}")
+    action.add_argument("--build", metavar="TECHNIQUE", choices=TECHNIQUES + ("all",),
+                        help=f"a module of devtools/workflows ({', '.join(TECHNIQUES)}, or all) defining "
+                             "WORKFLOWS = {file name: Example}")
     parser.add_argument("--out", default=str(WORKFLOWS_DIR), help="folder for --build (default: workflows/)")
     args = parser.parse_args(argv)
 
@@ -393,11 +434,9 @@ def main(argv=None):
         written = save_schema_snapshot(schemas)
         print(f"wrote {len(written)} node schemas to {SNAPSHOT_PATH}: {', '.join(written) or '(none)'}")
         return
-    recipes = importlib.import_module(f".{args.build}", __package__).WORKFLOWS
-    for file_name, recipe in recipes.items():
-        workflow = Workflow(schemas, core_version=core_version)
-        recipe(workflow)
-        print("wrote", workflow.save(Path(args.out) / file_name))
+    for technique in TECHNIQUES if args.build == "all" else (args.build,):
+        for path in build_technique(technique, schemas, core_version, args.out):
+            print("wrote", path)
 
 
 if __name__ == "__main__":

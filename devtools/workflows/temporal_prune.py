@@ -1,5 +1,5 @@
 """FreeAccel_TemporalAttnPrune's example workflows: SVD img2vid and WAN 2.1 T2V."""
-from .builder import HF, wan21_text_to_video
+from .builder import Example, wan21_text_to_video
 
 START_PERCENT = 0.1  # the node's defaults, written out so the example shows them
 CALIBRATION_STEPS = 2
@@ -10,13 +10,7 @@ _NOTE = ("**TemporalAttnPrune (F3)** measures, during `calibration_steps` steps 
 
 
 def _svd(wf):
-    wf.note(_NOTE.format(extra="On SVD the units are the temporal (`time_stack`) attention modules; `skip` bypasses "
-                               "a pruned temporal block, `identity` keeps only its value/output projections."),
-            title="About this workflow")
     ckpt = wf.add("ImageOnlyCheckpointLoader", ckpt_name="svd_xt.safetensors")
-    wf.model_file(ckpt, "svd_xt.safetensors",
-                  f"{HF}/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
-                  "checkpoints")
     image = wf.add("LoadImage", image="example.png")
     cond = wf.add("SVD_img2vid_Conditioning", width=1024, height=576, video_frames=25, motion_bucket_id=127, fps=6,
                   augmentation_level=0.0)
@@ -36,9 +30,6 @@ def _svd(wf):
 
 
 def _wan21(wf):
-    wf.note(_NOTE.format(extra="On WAN the units are heads of the 3-D self-attention; a pruned head attends within "
-                               "its own latent frame only (`identity`) or is dropped (`skip`)."),
-            title="About this workflow")
     shift, positive, negative, vae = wan21_text_to_video(wf)
     prune = wf.add("FreeAccel_TemporalAttnPrune", ratio=0.5, mode="identity", start_percent=START_PERCENT,
                    calibration_steps=CALIBRATION_STEPS)
@@ -51,4 +42,21 @@ def _wan21(wf):
     wf.group("FreeAccel", [prune])
 
 
-WORKFLOWS = {"svd_temporal_prune.json": _svd, "wan21_temporal_prune.json": _wan21}
+WORKFLOWS = {
+    "svd_temporal_prune.json": Example(
+        title="SVD image to video with TemporalAttnPrune",
+        description="Prunes the temporal attention that looks least at other frames. SVD XT on ComfyUI's "
+                    "example.png, 1024x576, 25 frames.",
+        note=_NOTE.format(extra="On SVD the units are the temporal (`time_stack`) attention modules; `skip` "
+                                "bypasses a pruned temporal block, `identity` keeps only its value/output "
+                                "projections. Load Image starts from `example.png`, which ComfyUI ships in its "
+                                "`input` folder; pick your own image there."),
+        build=_svd),
+    "wan21_temporal_prune.json": Example(
+        title="WAN 2.1 text to video with TemporalAttnPrune",
+        description="Prunes the attention heads that look least at other frames. WAN 2.1 T2V 1.3B, 832x480, "
+                    "33 frames, 30 steps.",
+        note=_NOTE.format(extra="On WAN the units are heads of the 3-D self-attention; a pruned head attends within "
+                                "its own latent frame only (`identity`) or is dropped (`skip`)."),
+        build=_wan21),
+}

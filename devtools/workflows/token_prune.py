@@ -1,5 +1,5 @@
 """FreeAccel_TokenPrune's example workflows: SDXL and SD1.5 text-to-image."""
-from .builder import HF
+from .builder import Example
 
 _NOTE = ("**TokenPrune (AT-EDM)** ranks the tokens of each attention stage by G-WPR at its first self-attention, "
          "joins every other token to its most similar top token, computes that attention for the top `1 - ratio` "
@@ -9,9 +9,8 @@ _NOTE = ("**TokenPrune (AT-EDM)** ranks the tokens of each attention stage by G-
          "at least `min_tokens` tokens. {extra}")
 
 
-def _text_to_image(wf, ckpt_name, url, size, steps, cfg, prefix, ratio):
+def _text_to_image(wf, ckpt_name, size, steps, cfg, prefix, ratio):
     ckpt = wf.add("CheckpointLoaderSimple", ckpt_name=ckpt_name)
-    wf.model_file(ckpt, ckpt_name, url, "checkpoints")
     positive = wf.add("CLIPTextEncode", text="a lighthouse on a rocky coast at sunset, dramatic clouds, detailed")
     negative = wf.add("CLIPTextEncode", text="blurry, low quality, watermark")
     wf.link(ckpt, "CLIP", positive, "clip")
@@ -27,29 +26,35 @@ def _text_to_image(wf, ckpt_name, url, size, steps, cfg, prefix, ratio):
 
 
 def _sdxl(wf):
-    wf.note(_NOTE.format(extra="On SDXL at 1024x1024 `auto` prunes every attention level (4096 and 1024 tokens); "
-                               "most of the saving comes from the 10-block stages, which run on the kept tokens. "
-                               "Measured (docs/results.md; real-width SDXL UNet, random weights, CPU): a pruned step "
-                               "ran 1.93x faster than the unpatched model, a 20-step run with DSAP on about 1.75x "
-                               "(core ToMe does nothing on SDXL)."),
-            title="About this workflow")
-    _text_to_image(wf, "sd_xl_base_1.0.safetensors",
-                   f"{HF}/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors",
-                   1024, 25, 7.0, "sdxl_tokenprune", 0.5)
+    _text_to_image(wf, "sd_xl_base_1.0.safetensors", 1024, 25, 7.0, "sdxl_tokenprune", 0.5)
 
 
 def _sd15(wf):
-    wf.note(_NOTE.format(extra="SD1.5 has one transformer block per stage, so most of the saving is the first "
-                               "self-attention's pruned queries. Measured (docs/results.md; real-width SD1.5 UNet, "
-                               "random weights, CPU): a pruned step ran 1.50x faster than the unpatched model (plain "
-                               "pruning 1.63x, core ToMe 0.5 1.58x in the same run); DSAP steps gain less. On a model "
-                               "already using fused attention (SDPA, xformers) the gain at 512x512 is small (1.17x; "
-                               "ToMe 1.13x). Quality: on a trained tiny SD1.5-layout UNet TokenPrune lost 10-15 dB "
-                               "more than core ToMe at the same FLOPs, also with merge; prefer ToMe on SD1.5."),
-            title="About this workflow")
-    _text_to_image(wf, "v1-5-pruned-emaonly.safetensors",
-                   f"{HF}/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly.safetensors",
-                   512, 25, 7.0, "sd15_tokenprune", 0.5)
+    _text_to_image(wf, "v1-5-pruned-emaonly-fp16.safetensors", 512, 25, 7.0, "sd15_tokenprune", 0.5)
 
 
-WORKFLOWS = {"sdxl_tokenprune.json": _sdxl, "sd15_tokenprune.json": _sd15}
+WORKFLOWS = {
+    "sdxl_tokenprune.json": Example(
+        title="SDXL text to image with TokenPrune",
+        description="Runs each attention stage on the top half of its tokens (AT-EDM, merge recovery). SDXL base, "
+                    "1024x1024, 25 steps.",
+        note=_NOTE.format(extra="On SDXL at 1024x1024 `auto` prunes every attention level (4096 and 1024 tokens); "
+                                "most of the saving comes from the 10-block stages, which run on the kept tokens. "
+                                "Measured (docs/results.md; real-width SDXL UNet, random weights, CPU): a pruned "
+                                "step ran 1.93x faster than the unpatched model, a 20-step run with DSAP on about "
+                                "1.75x (core ToMe does nothing on SDXL)."),
+        build=_sdxl),
+    "sd15_tokenprune.json": Example(
+        title="SD1.5 text to image with TokenPrune",
+        description="Runs each attention stage on the top half of its tokens (AT-EDM, merge recovery). SD1.5, "
+                    "512x512, 25 steps.",
+        note=_NOTE.format(extra="SD1.5 has one transformer block per stage, so most of the saving is the first "
+                                "self-attention's pruned queries. Measured (docs/results.md; real-width SD1.5 UNet, "
+                                "random weights, CPU): a pruned step ran 1.50x faster than the unpatched model "
+                                "(plain pruning 1.63x, core ToMe 0.5 1.58x in the same run); DSAP steps gain less. "
+                                "On a model already using fused attention (SDPA, xformers) the gain at 512x512 is "
+                                "small (1.17x; ToMe 1.13x). Quality: on a trained tiny SD1.5-layout UNet TokenPrune "
+                                "lost 10-15 dB more than core ToMe at the same FLOPs, also with merge; prefer ToMe "
+                                "on SD1.5."),
+        build=_sd15),
+}

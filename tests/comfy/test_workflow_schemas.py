@@ -1,20 +1,25 @@
 """Our schema snapshot and example workflows against a real ComfyUI (session fixture `comfy_rt`).
 
-Model files and user inputs: the test runtime has none of the model files a workflow names, nor the user's own input
-files (e.g. the reference video of the motion-transfer workflow), so ComfyUI's validate_prompt reports
-'value_not_in_list' for model-file combos (unet_name, clip_name, vae_name, ...) and a missing-file error for upload
-inputs (LoadImage / LoadVideo). Those errors, and only those, are accepted; any other validation error fails the test.
+Model files: the test runtime has none of the model files a workflow names, so ComfyUI's validate_prompt reports
+'value_not_in_list' for model-file combos (unet_name, clip_name, vae_name, ...); prompt_validation_errors accepts
+those, and missing upload inputs (LoadImage / LoadVideo), and nothing else. The bundled workflows are checked
+strictly as well: with an empty stand-in for each model file, put where the Missing Models dialog downloads it
+(models/<directory>/<name>), they validate with no error at all; their inputs are what ComfyUI ships (input/example.png,
+which the harness copies into its base directory as a user's install has it).
 """
 import asyncio
 import json
+import os
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from devtools.workflows.builder import WORKFLOWS_DIR, Workflow
+from devtools.workflows.builder import TECHNIQUES, WORKFLOWS_DIR, Workflow, build_technique
+from devtools.workflows.thumbnail import read_spec
 from devtools.workflows.ui_format import (
-    PACK_NODE_PREFIX, SNAPSHOT_PATH, input_spec, is_model_file_combo, is_upload_combo, load_schema_snapshot,
-    node_schemas_from_comfy,
-    snapshot_view, validate_workflow, widget_layout, workflow_to_prompt)
+    FRONTEND_ONLY_TYPES, PACK_NODE_PREFIX, SNAPSHOT_PATH, input_spec, is_model_file_combo, is_upload_combo,
+    load_schema_snapshot, node_schemas_from_comfy, snapshot_view, validate_workflow, widget_layout, workflow_to_prompt)
 
 WORKFLOW_FILES = sorted(WORKFLOWS_DIR.glob("*.json"))
 REGENERATE = "regenerate it with: python -m devtools.workflows.builder --update-schemas"
@@ -27,11 +32,17 @@ def live_schemas(comfy_rt):
     return node_schemas_from_comfy(nodes.NODE_CLASS_MAPPINGS, nodes.NODE_DISPLAY_NAME_MAPPINGS)
 
 
-def prompt_validation_errors(prompt, schemas):
-    """ComfyUI's own validate_prompt on `prompt`, minus the accepted missing-model-file errors."""
+def comfy_validation(prompt):
+    """(valid, error, node_errors) of ComfyUI's own validate_prompt."""
     import execution
 
     valid, error, _outputs, node_errors = asyncio.run(execution.validate_prompt("workflow-test", prompt, None))
+    return valid, error, node_errors
+
+
+def prompt_validation_errors(prompt, schemas):
+    """ComfyUI's own validate_prompt on `prompt`, minus the accepted missing-model-file errors."""
+    valid, error, node_errors = comfy_validation(prompt)
     unexpected = []
     for node_id, entry in node_errors.items():
         for problem in entry["errors"]:
@@ -120,3 +131,80 @@ def test_repository_workflow_prompt_passes_comfyui_validation(path, live_schemas
         return
     prompt = workflow_to_prompt(json.loads(path.read_text(encoding="utf-8")), live_schemas)
     assert prompt_validation_errors(prompt, live_schemas) == []
+
+
+def committed_core_version(path):
+    """The ComfyUI version the committed workflow was built on (its core nodes' properties.ver)."""
+    return next(node["properties"]["ver"] for node in json.loads(path.read_text(encoding="utf-8"))["nodes"]
+                if node["properties"].get("cnr_id") == "comfy-core")
+
+
+def version_neutral(ui_json, schemas):
+    """What of a workflow another ComfyUI version does not change: the prompt it queues, every node's title and
+    download entries, the notes and the group titles. (Core nodes' outputs, display names and sizes do change.)"""
+    return {"prompt": workflow_to_prompt(ui_json, schemas),
+            "nodes": [(node["id"], node["type"], node.get("title"), node["properties"].get("models"),
+                       node["widgets_values"] if node["type"] in FRONTEND_ONLY_TYPES else None)
+                      for node in ui_json["nodes"]],
+            "groups": [group["title"] for group in ui_json["groups"]]}
+
+
+@pytest.mark.parametrize("technique", TECHNIQUES)
+def test_committed_workflows_and_thumbnails_are_what_the_builder_writes(technique, live_schemas, tmp_path):
+    """Byte for byte on the ComfyUI version they were built on; on the others, everything that version leaves as is."""
+    import comfyui_version
+
+    rebuild = f"rebuild them with: python -m devtools.workflows.builder --build {technique}"
+    built_on = committed_core_version(next(WORKFLOWS_DIR.glob("*.json")))
+    same_version = comfyui_version.__version__ == built_on
+    for fresh in build_technique(technique, live_schemas, built_on, tmp_path):
+        committed = WORKFLOWS_DIR / fresh.name
+        assert committed.is_file(), f"{committed.name} is missing; {rebuild}"
+        if fresh.suffix == ".json":
+            old, new = (path.read_text(encoding="utf-8") for path in (committed, fresh))
+            if same_version:
+                assert old == new, f"{committed.name} is stale; {rebuild}"
+            assert version_neutral(json.loads(old), live_schemas) == version_neutral(json.loads(new), live_schemas), \
+                f"{committed.name} is stale; {rebuild}"
+            continue
+        old_spec, new_spec = read_spec(committed), read_spec(fresh)
+        if not same_version:  # display names differ between versions
+            old_spec["chain"], new_spec["chain"] = ([t for t, _ in spec["chain"]] for spec in (old_spec, new_spec))
+        assert old_spec == new_spec, f"{committed.name} is stale; {rebuild}"
+        if same_version:
+            with Image.open(committed) as old, Image.open(fresh) as new:  # another Pillow build may differ slightly
+                difference = np.abs(np.asarray(old, np.float32) - np.asarray(new, np.float32)).mean()
+            assert difference < 0.4, f"{committed.name} differs from what thumbnail.py draws now; {rebuild}"
+
+
+@repository_workflows()
+def test_repository_workflow_validates_once_its_models_are_downloaded(path, live_schemas):
+    """Every error ComfyUI reports for a bundled workflow goes once the files its properties.models name are in
+    models/<directory>: the download entries name the file and the folder each loader reads."""
+    import folder_paths
+
+    workflow = json.loads(path.read_text(encoding="utf-8"))
+    prompt = workflow_to_prompt(workflow, live_schemas)
+    valid, _error, node_errors = comfy_validation(prompt)
+    missing = {(entry["class_type"], problem["extra_info"]["input_name"])
+               for entry in node_errors.values() for problem in entry["errors"]}
+    expected = {(node["type"], slot.input_name) for node in workflow["nodes"] if node["properties"].get("models")
+                for slot in widget_layout(live_schemas[node["type"]]) if slot.role == "value"
+                and is_model_file_combo(slot.input_name, *input_spec(live_schemas[node["type"]], slot.input_name)[:2])}
+    assert not valid and missing == expected  # without the files: exactly the loaders, nothing else
+
+    stand_ins = []
+    try:
+        for node in workflow["nodes"]:
+            for entry in node["properties"].get("models", []):
+                folder = folder_paths.get_folder_paths(entry["directory"])[0]  # where a download goes
+                os.makedirs(folder, exist_ok=True)
+                stand_in = os.path.join(folder, entry["name"])
+                if not os.path.exists(stand_in):
+                    open(stand_in, "wb").close()
+                    stand_ins.append(stand_in)
+        valid, error, node_errors = comfy_validation(prompt)
+        assert valid and not node_errors, (error, node_errors)
+    finally:
+        for stand_in in stand_ins:
+            os.remove(stand_in)

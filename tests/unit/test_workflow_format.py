@@ -5,6 +5,7 @@ import json
 import pytest
 
 from devtools.workflows.builder import WORKFLOWS_DIR, Workflow
+from devtools.workflows.model_files import ModelFile
 from devtools.workflows.ui_format import (
     SNAPSHOT_PATH, WidgetSlot, load_schema_snapshot, save_schema_snapshot, snapshot_view, types_compatible,
     validate_workflow, widget_layout, workflow_to_prompt)
@@ -435,9 +436,16 @@ def test_prompt_wraps_list_values_and_refuses_muted_nodes_and_bad_widget_counts(
 
 
 
+DEMO_MODEL_FILES = {
+    "wan.safetensors": ModelFile("diffusion_models", "https://example.org/wan.safetensors"),
+    "style.safetensors": ModelFile("loras", "https://example.org/style.safetensors"),
+    "wan_2.1_vae.safetensors": ModelFile("vae", "https://example.org/wan_2.1_vae.safetensors"),
+}
+
+
 def build_demo():
     """Note | UNETLoader -> FreeAccel_Demo -> KSampler -> VAEDecode -> SaveImage, plus the sampler's other inputs."""
-    wf = Workflow(SCHEMAS, pack_info=("freeaccel", "9.9.9"))
+    wf = Workflow(SCHEMAS, pack_info=("freeaccel", "9.9.9"), model_files=DEMO_MODEL_FILES)
     handles = {"note": wf.note("Run me", title="Notes")}
     handles["unet"] = wf.add("UNETLoader", unet_name="wan.safetensors")
     handles["demo"] = wf.add("FreeAccel_Demo", mode="slow", lora_name="style.safetensors")
@@ -469,7 +477,8 @@ def test_builder_fills_defaults_fixes_seeds_and_marks_core_and_pack_nodes():
     assert demo["widgets_values"] == ["slow", 0.5, 0, "fixed", True, "", "style.safetensors"]
     assert nodes[h["latent"].id]["widgets_values"] == [64, 512, 1]
     assert sampler["properties"] == {"Node name for S&R": "KSampler", "cnr_id": "comfy-core", "ver": "0.8.0"}
-    assert demo["properties"] == {"Node name for S&R": "FreeAccel_Demo", "cnr_id": "freeaccel", "ver": "9.9.9"}
+    assert demo["properties"] == {"Node name for S&R": "FreeAccel_Demo", "cnr_id": "freeaccel", "ver": "9.9.9",
+                                  "models": [DEMO_MODEL_FILES["style.safetensors"].entry("style.safetensors")]}
     assert nodes[h["save"].id]["title"] == "Save" and "title" not in sampler
     assert nodes[h["note"].id]["type"] == "MarkdownNote" and nodes[h["note"].id]["widgets_values"] == ["Run me"]
 
@@ -518,7 +527,6 @@ def test_builder_layout_runs_left_to_right_in_dependency_order():
 def test_builder_groups_and_model_links():
     wf, h = build_demo()
     wf.group("Models", [h["unet"], h["vae"]])
-    wf.model_file(h["unet"], "wan.safetensors", "https://example.org/wan.safetensors", "diffusion_models")
     ui = wf.to_ui()
     unet = next(n for n in ui["nodes"] if n["id"] == h["unet"].id)
     assert unet["properties"]["models"] == [
@@ -555,21 +563,24 @@ def test_builder_refuses_an_incomplete_graph():
 
 
 def test_builder_argument_errors():
-    wf = Workflow(SCHEMAS, pack_info=("freeaccel", "0"))
+    wf = Workflow(SCHEMAS, pack_info=("freeaccel", "0"), model_files=DEMO_MODEL_FILES)
     with pytest.raises(ValueError, match=r"KSampler has no widget \['stepz'\]; its widgets are \['seed', 'steps'"):
         wf.add("KSampler", stepz=3)
     with pytest.raises(ValueError, match="unknown node type 'KSamplr'"):
         wf.add("KSamplr")
     with pytest.raises(ValueError, match="combo 'unet_name' lists files from the local disk"):
         wf.add("UNETLoader")
-    demo = wf.add("FreeAccel_Demo", lora_name="x.safetensors")
+    with pytest.raises(ValueError, match=r"UNETLoader unet_name='mystery.safetensors': no download source known"):
+        wf.add("UNETLoader", unet_name="mystery.safetensors")
+    assert wf.add("VAELoader", vae_name="pixel_space").id == 1  # a choice that is not a file needs no source
+    demo = wf.add("FreeAccel_Demo", lora_name="style.safetensors")
     save = wf.add("SaveImage")
     with pytest.raises(ValueError, match="FreeAccel_Demo has no single output named or typed 'IMAGE'"):
         wf.link(demo, "IMAGE", save, "images")
     with pytest.raises(ValueError, match="SaveImage has no input 'image'"):
         wf.link(demo, "any", save, "image")
     wf.link(demo, "any", save, "images")
-    with pytest.raises(ValueError, match=r"SaveImage \(node 2\) input 'images' is already linked"):
+    with pytest.raises(ValueError, match=r"SaveImage \(node 3\) input 'images' is already linked"):
         wf.link(demo, "any", save, "images")
     with pytest.raises(ValueError, match="notes have no sockets"):
         wf.link(demo, "model", wf.note("text"), "model")
