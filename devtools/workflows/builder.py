@@ -14,7 +14,7 @@ Every model-file widget value gets its download entry (properties.models: name, 
 model_files.OFFICIAL_MODEL_FILES; a file without one is refused, so the frontend can offer every missing model.
 
 CLI, from the pack folder (boots ComfyUI through devtools.harness.comfy_env; ComfyUI from --comfyui, $COMFYUI_PATH
-or the enclosing checkout):
+or the enclosing checkout; --build into workflows/ needs ComfyUI BUILT_ON, 0.3.75):
     python -m devtools.workflows.builder --update-schemas   rewrite tests/data/node_schemas.json from the live nodes
     python -m devtools.workflows.builder --build TECHNIQUE  write workflows/<name>.json and its thumbnail <name>.jpg
                                                             for each Example in the WORKFLOWS of
@@ -41,6 +41,9 @@ from .ui_format import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
 TECHNIQUES = ("adacache", "temporal_prune", "token_prune", "motion_transfer")  # modules defining WORKFLOWS
+# The bundled workflows are built on the oldest supported ComfyUI: newer versions load what it writes, not the reverse
+# (0.33's save nodes declare an IMAGE output that 0.3.75's do not have).
+BUILT_ON = "0.3.75"
 CORE_CNR_ID = "comfy-core"
 NOTE_TYPE = "MarkdownNote"
 
@@ -434,6 +437,9 @@ def main(argv=None):
         written = save_schema_snapshot(schemas)
         print(f"wrote {len(written)} node schemas to {SNAPSHOT_PATH}: {', '.join(written) or '(none)'}")
         return
+    if Path(args.out).resolve() == WORKFLOWS_DIR and core_version != BUILT_ON:
+        raise SystemExit(f"build the bundled workflows on ComfyUI {BUILT_ON}, not {core_version} (--comfyui PATH), "
+                         "or write them elsewhere with --out")
     for technique in TECHNIQUES if args.build == "all" else (args.build,):
         for path in build_technique(technique, schemas, core_version, args.out):
             print("wrote", path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from devtools.workflows.builder import TECHNIQUES, WORKFLOWS_DIR
+from devtools.workflows.builder import BUILT_ON, TECHNIQUES, WORKFLOWS_DIR
 from devtools.workflows.model_files import DOWNLOAD_SOURCES, DOWNLOAD_SUFFIXES, OFFICIAL_MODEL_FILES
 from devtools.workflows.thumbnail import JPEG_QUALITY, SIZE, main_chain, read_spec, render
 from devtools.workflows.ui_format import FRONTEND_ONLY_TYPES, MODEL_FILE_EXTENSIONS
@@ -47,8 +47,11 @@ def model_file_values(node):
             if isinstance(value, str) and value.lower().endswith(MODEL_FILE_EXTENSIONS)]
 
 
-def test_every_committed_workflow_is_an_example_of_a_technique_module():
+def test_every_committed_workflow_is_an_example_of_a_technique_module_built_on_the_oldest_comfyui():
     assert sorted(path.name for path in WORKFLOW_FILES) == sorted(EXAMPLES)
+    for path in WORKFLOW_FILES:
+        assert {node["properties"]["ver"] for node in load(path)["nodes"]
+                if node["properties"].get("cnr_id") == "comfy-core"} == {BUILT_ON}, path.name
 
 
 @workflows
