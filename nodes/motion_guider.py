@@ -22,7 +22,7 @@ from ..accel_core.motion_transfer import MotionTransferSettings
 from ..accel_core.settings import fields, from_inputs
 from .integration.families import double_blocks, token_layout
 from .integration.install import apply, technique
-from .integration.rope_autograd import ensure_rope_backward
+from .integration.rope_autograd import rope_backward
 from .integration.schema import settings_inputs, settings_validator
 
 log = logging.getLogger(__name__)
@@ -180,8 +180,7 @@ class MotionTransferGuider(comfy.samplers.CFGGuider):
             return sum(mt.motion_loss(references[b], mt.motion_flow(q[b], k[b], grid, pairs, settings, hard=False),
                                       pairs, settings, grid[0]) for b in range(len(q)))
 
-        ensure_rope_backward()
-        with _differentiable_weights(self.inner_model.diffusion_model):
+        with rope_backward(), _differentiable_weights(self.inner_model.diffusion_model):
             z, losses = mt.optimize_latent(x, loss_fn, settings, on_iteration)
         self.loss_history.append(losses)
         log.info("motion guidance at sigma %.4f: loss %.5g -> %.5g", float(sigma), losses[0], losses[-1])
