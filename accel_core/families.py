@@ -19,38 +19,37 @@ FAMILIES = {
     "svd": ("Stable Video Diffusion", ("SVD_img2vid",), "video"),
 }
 
-_DIT_BLOCKS = 'patches_replace["dit"] block replacement'
+# What an install puts on the patched clone. Wrappers are named by ComfyUI's WrappersMP value; the per-call hooks
+# are added to the options of single model calls, not to the model. tests/comfy/test_support_table.py installs every
+# technique on a tiny model of every family below and checks that it registers exactly these.
+DIT_BLOCKS = 'patches_replace["dit"] block replacements'
+ATTENTION = "optimized_attention_override handler"
+OBJECT_PATCHES = "object patches"
+OPTION = "transformer_options entry"
+OUTER_SAMPLE, CALC_COND_BATCH, APPLY_MODEL = "outer_sample", "calc_cond_batch", "apply_model"
+PER_CALL_MIDDLE_PATCH = "middle_patch (per model call)"
+PER_CALL_ATTENTION = "optimized_attention_override handler (per model call)"
 
-# technique -> family -> how the node hooks that family
+_VIDEO_DITS = ("wan", "hunyuan_video", "ltxv", "mochi")
+_UNET_TOKEN_PRUNE = frozenset({OBJECT_PATCHES, OUTER_SAMPLE, PER_CALL_MIDDLE_PATCH, PER_CALL_ATTENTION})
+
+# technique -> family -> the hooks its install registers there (with the default settings)
 SUPPORT = {
-    "attention_backend": {
-        f: "optimized_attention_override" for f in FAMILIES
-    },
-    "adacache": {
-        f: f"{_DIT_BLOCKS} on every block (stack residual + metric block) + OUTER_SAMPLE / CALC_COND_BATCH wrappers"
-        for f in ("wan", "hunyuan_video", "ltxv", "mochi", "flux", "qwen_image")
-    },
+    "attention_backend": {f: frozenset({ATTENTION, OPTION}) for f in FAMILIES},
+    "adacache": {f: frozenset({DIT_BLOCKS, OUTER_SAMPLE, CALC_COND_BATCH})
+                 for f in (*_VIDEO_DITS, "flux", "qwen_image")},
     "token_prune": {
-        "sd15": "object patch on each SpatialTransformer + OUTER_SAMPLE run state (DSAP window)",
-        "sdxl": "object patch on each SpatialTransformer + OUTER_SAMPLE run state (DSAP window)",
-        "flux": f"{_DIT_BLOCKS} chained on a range of double-stream blocks + OUTER_SAMPLE run state (DSAP window) / "
-                "APPLY_MODEL wrapper (ControlNet calls run unpruned)",
-        "wan": f"{_DIT_BLOCKS} chained on a block range + OUTER_SAMPLE run state (DSAP window)",
+        "sd15": _UNET_TOKEN_PRUNE,
+        "sdxl": _UNET_TOKEN_PRUNE,
+        "flux": frozenset({DIT_BLOCKS, OUTER_SAMPLE, APPLY_MODEL}),  # APPLY_MODEL: ControlNet calls run unpruned
+        "wan": frozenset({DIT_BLOCKS, OUTER_SAMPLE}),
     },
     "temporal_prune": {
-        "svd": "object patch on each time_stack attention module's forward + OUTER_SAMPLE run state / APPLY_MODEL "
-               "wrapper (frames per video)",
-        **{f: "optimized_attention_override on joint self-attention heads + OUTER_SAMPLE run state / APPLY_MODEL "
-              "wrapper (token layout)"
-           for f in ("wan", "hunyuan_video", "ltxv", "mochi")},
+        "svd": frozenset({OBJECT_PATCHES, OUTER_SAMPLE, APPLY_MODEL}),
+        **{f: frozenset({ATTENTION, OUTER_SAMPLE, APPLY_MODEL}) for f in _VIDEO_DITS},
     },
-    "local_window": {
-        f: "optimized_attention_override in a block and step range + APPLY_MODEL wrapper (token layout)"
-        for f in ("wan", "hunyuan_video", "ltxv", "mochi")
-    },
-    "motion_transfer": {
-        "wan": f"GUIDER; Q/K of the AMF block captured by {_DIT_BLOCKS} + an optimized_attention_override",
-    },
+    "local_window": {f: frozenset({ATTENTION, APPLY_MODEL}) for f in _VIDEO_DITS},
+    "motion_transfer": {"wan": frozenset({DIT_BLOCKS, ATTENTION})},  # on the GUIDER's model
 }
 
 

@@ -258,12 +258,12 @@ def motion_transfer_guider(model, positive, negative, reference, settings: Motio
         guider = comfy.samplers.CFGGuider(model)
         guider.set_conds(positive, negative)
     else:
+        patched = apply(TECHNIQUE, model, settings)
         samples = reference["samples"]
         try:
             check_reference(samples)
         except ValueError as err:
             raise ValueError(f"{NAME}: {err}") from None
-        patched = apply(TECHNIQUE, model, settings)
         family = family_of(model.model)
         guider = MotionTransferGuider(patched, family, samples, settings, _amf_block_index(family, model, settings))
         guider.set_conds(positive, negative, reference_conditioning)

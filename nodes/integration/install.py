@@ -9,7 +9,7 @@ the node applied once with the second settings, and every message starts with th
 import dataclasses
 from typing import Any, Callable, Optional
 
-from ...accel_core.families import require_family
+from ...accel_core.families import ATTENTION, DIT_BLOCKS, OBJECT_PATCHES, OPTION, require_family
 from .attention import chain_attention_override, drop_attention_handlers, has_attention_handler
 from .blocks import chain_block_replacement, drop_block_replacements, owns_block_replacement
 from .run_state import install_run_hook, record_key
@@ -63,13 +63,23 @@ class Installer:
         install_run_hook(self.patcher, self.key, start)
 
 
+def installed_hooks(patcher, key: str) -> frozenset:
+    """The hooks technique ``key`` has on ``patcher``, named as in ``accel_core.families.SUPPORT``."""
+    options = patcher.model_options.get("transformer_options", {})
+    found = {kind for kind, wrappers in patcher.wrappers.items() if wrappers.get(key)}
+    found |= {kind for kind, callbacks in patcher.callbacks.items() if callbacks.get(key)}
+    for hook, present in ((DIT_BLOCKS, owns_block_replacement(patcher, key)),
+                          (ATTENTION, has_attention_handler(options, key)), (OPTION, key in options),
+                          (OBJECT_PATCHES, any(getattr(obj, _OWNER, None) == key
+                                               for obj in patcher.object_patches.values()))):
+        if present:
+            found.add(hook)
+    return frozenset(found)
+
+
 def owns(patcher, key: str) -> bool:
     """True when technique ``key`` has anything installed on ``patcher``."""
-    options = patcher.model_options.get("transformer_options", {})
-    return (any(key in wrappers for wrappers in patcher.wrappers.values())
-            or any(key in callbacks for callbacks in patcher.callbacks.values())
-            or owns_block_replacement(patcher, key) or has_attention_handler(options, key) or key in options
-            or any(getattr(obj, _OWNER, None) == key for obj in patcher.object_patches.values()))
+    return bool(installed_hooks(patcher, key))
 
 
 def remove(patcher, key: str) -> None:
