@@ -463,3 +463,32 @@ def test_motion_guider_syncs_per_iteration(comfy_rt, tiny):
                                      "h2d: motion_transfer.py:pair_weights tensor": 1})
     assert one == {"run": _plus(per_step, per_flow, per_iteration)}
     assert two == {"run": _plus(per_step, per_flow, per_iteration, per_iteration)}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("node_id, inputs", [
+    ("FreeAccel_AdaCache", {"preset": "custom", "custom_codebook": "1000:3", "moreg": True}),
+    ("FreeAccel_TemporalAttnPrune", {"ratio": 0.5, "start_percent": 0.0, "calibration_steps": 1}),
+    ("FreeAccel_LocalWindowAttention", {"frames": 1, "height": 3, "width": 3}),
+])
+def test_audit_matches_the_syncs_cuda_reports(comfy_rt, tiny, node_id, inputs):
+    """On a GPU the audit's sync count equals the synchronisations torch reports from the pack's files
+    (torch.cuda.set_sync_debug_mode "warn" names the Python frame that made each)."""
+    import warnings
+
+    if not torch.cuda.is_available() or comfy_rt.device == "cpu":
+        pytest.skip("needs ComfyUI running on a CUDA device")
+    case = tiny.build("wan21", frames=5)
+    model = _node(node_id, case.patcher, **inputs)
+    audit = _audited(comfy_rt, lambda _: tiny.sample(case, model=model, steps=4, cfg=1.0))
+    predicted = sum(n for counter in audit.events.values() for (kind, _), n in counter.items() if kind == "sync")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            tiny.sample(case, model=model, steps=4, cfg=1.0)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    reported = [f"{_pack_path(w.filename)}:{w.lineno}" for w in caught
+                if "synchroniz" in str(w.message) and _pack_path(w.filename)]
+    assert len(reported) == predicted, (sorted(reported), audit.step_events())
