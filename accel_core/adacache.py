@@ -14,7 +14,7 @@ the stack residual of the last computed step (O(1) memory per chunk instead of O
 """
 import dataclasses
 import math
-from typing import Optional
+from typing import Any, Callable, Hashable, Optional, Sequence
 
 import torch
 
@@ -48,7 +48,7 @@ class Codebook:
     thresholds: tuple
     rates: tuple
 
-    def rate_for(self, distance):
+    def rate_for(self, distance: float) -> int:
         for threshold, rate in zip(self.thresholds, self.rates):
             if distance < threshold:
                 return rate
@@ -58,7 +58,7 @@ class Codebook:
         return ",".join(f"{t:g}:{r}" for t, r in zip(self.thresholds, self.rates))
 
 
-def parse_codebook(text):
+def parse_codebook(text: str) -> Codebook:
     """Parse "0.08:6,0.16:5,..." into a Codebook; raises ValueError saying what is wrong."""
     entries = [e.strip() for e in str(text).replace(";", ",").split(",") if e.strip()]
     if not entries:
@@ -87,7 +87,7 @@ def parse_codebook(text):
     return Codebook(tuple(thresholds), tuple(rates))
 
 
-def scale_codebook(codebook, reference_steps, steps):
+def scale_codebook(codebook: Codebook, reference_steps: int, steps: int) -> Codebook:
     """Adapt a codebook tuned for ``reference_steps`` to a schedule of ``steps``.
 
     With N steps over the same trajectory the per-step change shrinks like 1/N, so thresholds are multiplied by
@@ -101,7 +101,7 @@ def scale_codebook(codebook, reference_steps, steps):
                     tuple(max(1, math.floor(r * factor + 0.5)) for r in codebook.rates))
 
 
-def resolve_codebook(preset, custom_codebook, steps):
+def resolve_codebook(preset: str, custom_codebook: str, steps: int) -> Codebook:
     """The codebook a run of ``steps`` steps uses: a scaled preset, or the custom string as given."""
     if preset == CUSTOM:
         return parse_codebook(custom_codebook)
@@ -185,14 +185,14 @@ class AdaCacheSettings:
             return f"reuse must be one of {', '.join(REUSE_MODES)} (got '{self.reuse}')"
         return range_error(self)
 
-    def moreg_config(self):
+    def moreg_config(self) -> Optional["MoReg"]:
         """The MoReg parameters, or None with MoReg off."""
         if not self.moreg:
             return None
         return MoReg(self.moreg_normaliser, self.moreg_exponent, reference=self.moreg_reference)
 
 
-def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
+def percent_of_sigma(percent_to_sigma: Callable[[float], float], sigma: float, iterations: int = 40) -> float:
     """Invert a decreasing ``percent_to_sigma`` by bisection: the sampling progress (0..1) at which ``sigma`` occurs."""
     low, high = 0.0, 1.0
     if sigma >= float(percent_to_sigma(1e-9)):
@@ -208,7 +208,7 @@ def percent_of_sigma(percent_to_sigma, sigma, iterations=40):
     return 0.5 * (low + high)
 
 
-def effective_steps(percent_to_sigma, sample_sigmas):
+def effective_steps(percent_to_sigma: Callable[[float], float], sample_sigmas: Sequence[float]) -> int:
     """Step count of the full schedule this run is part of, from the fraction of the noise range it covers.
 
     A KSamplerAdvanced segment or WAN 2.2 high/low-noise half covers part of the range with the step density of the
@@ -231,10 +231,10 @@ class MoReg:
     reference: str = "fixed"  # one of MOREG_REFERENCES
     window: tuple = (0.1, 0.9)  # fraction of the run's steps where the motion factor applies (else it is 1)
 
-    def active(self, step, steps):
+    def active(self, step: int, steps: int) -> bool:
         return round(self.window[0] * steps) <= step <= round(self.window[1] * steps)
 
-    def factor(self, motion, floor):
+    def factor(self, motion: float, floor: float) -> float:
         """m' for motion score ``motion``; ``floor`` is the smallest score of the run so far (this one included)."""
         reference = floor if self.reference == "run_minimum" else self.normaliser
         return (motion / reference) ** self.exponent if reference > 0 else 1.0
@@ -261,19 +261,19 @@ class Decisions:
         self.moreg = moreg
         self.restart()
 
-    def restart(self):
+    def restart(self) -> None:
         self.next_compute = 0
         self.last_computed = None
         self.previous_motion_factor = 1.0
         self.motion_floor = math.inf
 
-    def forced(self, step):
+    def forced(self, step: int) -> bool:
         return step < FORCED_FIRST or step >= self.steps - FORCED_LAST
 
-    def should_compute(self, step, cache_allowed=True):
+    def should_compute(self, step: int, cache_allowed: bool = True) -> bool:
         return self.forced(step) or not cache_allowed or step >= self.next_compute
 
-    def update(self, step, relative_change, motion=None):
+    def update(self, step: int, relative_change: float, motion: Optional[float] = None) -> StepRecord:
         """Record a computed step; ``relative_change`` = Σ|p_t − p_prev| / Σ|p_prev| or None. Returns the record."""
         record = StepRecord(step, True, motion=motion)
         if motion is not None:
@@ -351,7 +351,7 @@ class AdaCacheRun:
         self.sums = _MetricSums()
 
     # --- step protocol -------------------------------------------------------------------------------------------
-    def begin_step(self, step, cache_allowed=True, sigma=None):
+    def begin_step(self, step: int, cache_allowed: bool = True, sigma: Optional[float] = None) -> bool:
         """Decide for one model evaluation at ``step`` (at noise level ``sigma``, which ``linear`` reuse needs);
         repeated evaluations of a step keep its decision."""
         self.current_sigma = sigma
@@ -367,7 +367,7 @@ class AdaCacheRun:
         self.sums = _MetricSums()
         return self.computing
 
-    def end_step(self):
+    def end_step(self) -> None:
         if self._repeat:
             return None
         if not self.computing:
@@ -385,12 +385,12 @@ class AdaCacheRun:
         self.records.append(record)
         return record
 
-    def force_compute(self):
+    def force_compute(self) -> None:
         """This evaluation must compute after all (a chunk has no cached residual, or the state was reset)."""
         self.computing = True
 
     # --- tensors ---------------------------------------------------------------------------------------------------
-    def check_metadata(self, tensor):
+    def check_metadata(self, tensor: torch.Tensor) -> None:
         """Reset everything when the token shape, dtype or device changes; returns False after a reset."""
         metadata = (tuple(tensor.shape[1:]), tensor.dtype, tensor.device)
         if self.metadata is None:
@@ -408,7 +408,7 @@ class AdaCacheRun:
     def _stored(self, tensor):
         return tensor if self.storage_device is None else tensor.to(self.storage_device)
 
-    def observe_metric(self, key, residual, frames=1):
+    def observe_metric(self, key: Hashable, residual: torch.Tensor, frames: int = 1) -> None:
         """Metric-block residual p of one chunk on a computed step ([B, tokens, dim], image tokens only)."""
         previous = self.previous_metric.get(key)
         change = reference = motion_diff = motion_norm = 0.0
@@ -420,11 +420,11 @@ class AdaCacheRun:
         self.sums.add(key, change, reference, motion_diff, motion_norm)
         self.pending_metric[key] = self._stored(residual)
 
-    def store_residual(self, key, residual):
+    def store_residual(self, key: Hashable, residual: torch.Tensor) -> None:
         previous = self.residuals.get(key, [])[-1:] if self.reuse == "linear" else []
         self.residuals[key] = previous + [(self.current_sigma, self._stored(residual))]
 
-    def cached_residual(self, key, like):
+    def cached_residual(self, key: Hashable, like: torch.Tensor) -> Optional[torch.Tensor]:
         """What a skipped step adds for ``key``, on ``like``'s device/dtype; None if nothing of that shape is cached.
 
         hold: the last computed residual. linear: r1 + (r1 - r0) (sigma - s1) / (s1 - s0) from the last two computed
@@ -444,7 +444,7 @@ class AdaCacheRun:
         return last + (last - before) * slope
 
     # --- reporting -------------------------------------------------------------------------------------------------
-    def summary(self):
+    def summary(self) -> str:
         computed = [r for r in self.records if r.computed]
         rates = ",".join(str(r.rate) for r in computed)
         text = f"computed {len(computed)} of {len(self.records)} steps (rates {rates})"
@@ -452,11 +452,11 @@ class AdaCacheRun:
             text += f"; state reset {self.resets}x on a shape/dtype/device change"
         return text
 
-    def release(self):
+    def release(self) -> None:
         self._clear_tensors()
         self.pending_metric = {}
 
-    def finish(self):
+    def finish(self) -> "RunRecord":
         """End of the run: drop the tensors and return its record."""
         self.release()
         return RunRecord(tuple(self.records), self.summary())
@@ -469,11 +469,11 @@ class RunRecord:
     summary: str
 
     @property
-    def computed_steps(self):
+    def computed_steps(self) -> list:
         return [record.step for record in self.steps if record.computed]
 
 
-def process_group_sum(group=None):
+def process_group_sum(group: Any = None) -> Optional[Callable[[list], list]]:
     """``totals -> totals summed over the processes of group`` when torch.distributed runs more than one process,
     else None.
 
@@ -494,7 +494,7 @@ def process_group_sum(group=None):
     return reduce
 
 
-def motion_terms(residual, frames):
+def motion_terms(residual: torch.Tensor, frames: int) -> tuple:
     """MoReg's L1 sums for m = Σ|p[:, S:] − p[:, :−S]| / (Σ|p[:, S:]| + Σ|p[:, :−S]|), S = tokens per frame."""
     tokens = residual.shape[1]
     if frames < 2:

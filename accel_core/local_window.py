@@ -43,10 +43,10 @@ class LocalWindowSettings:
         return range_error(self)
 
     @property
-    def radii(self):
+    def radii(self) -> tuple:
         """(frames, rows, columns) a key may lie away from its query."""
         return window_radii(self.frames, self.height, self.width)
 
-    def covers_block(self, block):
+    def covers_block(self, block: int) -> bool:
         """True when the window applies in global block number ``block`` (0-based)."""
         return self.start_block <= block and (self.end_block == -1 or block <= self.end_block)

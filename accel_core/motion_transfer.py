@@ -10,7 +10,7 @@ transformer block) matches the AMF of the reference video. FastVMT removes two r
 This module is host-agnostic: the model is reached only through a ``loss_fn(latent) -> loss`` callback.
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -72,29 +72,29 @@ class MotionTransferSettings:
         return range_error(self)
 
     @property
-    def fast(self):
+    def fast(self) -> bool:
         return self.mode == "fastvmt"
 
     @property
-    def temperature(self):
+    def temperature(self) -> float:
         return TEMPERATURE[self.mode]
 
     @property
-    def tile(self):
+    def tile(self) -> tuple:
         """(height, width) in tokens of a query tile that shares one search window."""
         return self.tile_height, self.tile_width
 
     @property
-    def window(self):
+    def window(self) -> tuple:
         """(height, width) in tokens of the search window around a tile's match."""
         return self.window_height, self.window_width
 
 
-def frame_pairs(num_frames, settings):
+def frame_pairs(num_frames: int, settings: MotionTransferSettings) -> list:
     return amf.frame_pairs(num_frames, settings.temporal_span if settings.fast else None)
 
 
-def pair_weights(pairs, settings, device=None):
+def pair_weights(pairs: list, settings: MotionTransferSettings, device: Optional[torch.device] = None) -> torch.Tensor:
     """FastVMT weights each pair 1 -> 0.8 linearly over its distance j - i in [0, span); DiTFlow weighs all equally."""
     if not settings.fast or settings.temporal_span == 1:
         return torch.ones(len(pairs), device=device)
@@ -102,17 +102,17 @@ def pair_weights(pairs, settings, device=None):
     return torch.tensor([1.0 - step * (j - i) for i, j in pairs], device=device)
 
 
-def learning_rate(iteration, settings):
+def learning_rate(iteration: int, settings: MotionTransferSettings) -> float:
     """The released schedule: lr_start + (lr_end - lr_start) * iteration / iterations (so it ends one step short)."""
     return settings.lr_start + (settings.lr_end - settings.lr_start) * iteration / settings.iterations
 
 
-def recomputes(iteration, settings):
+def recomputes(iteration: int, settings: MotionTransferSettings) -> bool:
     """Whether iteration runs a real forward/backward (DiTFlow: always; FastVMT: every recompute_every-th)."""
     return not settings.fast or iteration % settings.recompute_every == 0
 
 
-def video_qk(x, grid):
+def video_qk(x: torch.Tensor, grid: tuple) -> torch.Tensor:
     """Per-frame, head-averaged video tokens of a captured q or k.
 
     x: [B, heads, L, D]; the last F*H*W tokens are the video grid ``grid`` = (F, H, W) (WAN prepends reference
@@ -130,7 +130,8 @@ class MotionFlow:
     window_means: dict  # (i, j) -> [tiles, D] mean key of each tile's window (windowed pairs only)
 
 
-def motion_flow(q, k, grid, pairs, settings, *, hard):
+def motion_flow(q: torch.Tensor, k: torch.Tensor, grid: tuple, pairs: list, settings: MotionTransferSettings, *,
+                hard: bool) -> "MotionFlow":
     """AMF of one video: q, k [F, S, D] with grid (F, H, W)."""
     _, height, width = grid
     flows, means = amf.motion_flow(q, k, height, width, pairs, temperature=settings.temperature, hard=hard,
@@ -139,7 +140,7 @@ def motion_flow(q, k, grid, pairs, settings, *, hard):
     return MotionFlow(flows, means)
 
 
-def amf_loss(reference, generated, weights):
+def amf_loss(reference: torch.Tensor, generated: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Pair-weighted AMF loss: per pair, the squared error summed over the tokens where the reference moves (the
     released loss sums over tokens too); then the weighted mean over pairs."""
     moving = (reference != 0).any(dim=-1, keepdim=True)
@@ -147,7 +148,7 @@ def amf_loss(reference, generated, weights):
     return (per_pair * weights.to(per_pair.dtype)).mean()
 
 
-def tracking_loss(window_means, num_frames):
+def tracking_loss(window_means: dict, num_frames: int) -> Optional[torch.Tensor]:
     """FastVMT's window-tracking term: for each query frame, the mean L2 distance between the mean key vectors of the
     windows of consecutive target frames (same tile), averaged over the frames that have at least two such windows."""
     terms = []
@@ -159,14 +160,17 @@ def tracking_loss(window_means, num_frames):
     return torch.stack(terms).mean() if terms else None
 
 
-def motion_loss(reference, generated, pairs, settings, num_frames):
+def motion_loss(reference: torch.Tensor, generated: "MotionFlow", pairs: list, settings: MotionTransferSettings,
+                num_frames: int) -> torch.Tensor:
     """The guidance loss of one video: 5 * AMF loss (+ the window-tracking term in FastVMT mode)."""
     loss = AMF_WEIGHT * amf_loss(reference, generated.flows, pair_weights(pairs, settings, reference.device))
     track = tracking_loss(generated.window_means, num_frames) if settings.fast else None
     return loss if track is None else loss + track
 
 
-def optimize_latent(latent, loss_fn, settings, on_iteration=None):
+def optimize_latent(latent: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor],
+                    settings: MotionTransferSettings,
+                    on_iteration: Optional[Callable[[int], None]] = None) -> tuple:
     """AdamW on the latent with the (FastVMT) gradient-reuse schedule.
 
     ``loss_fn(z) -> scalar`` runs the model; it is called only on recompute iterations. Gradients are enabled here

@@ -15,7 +15,7 @@ stays frozen until the run ends.
 """
 import dataclasses
 import math
-from typing import Optional
+from typing import Hashable, Optional
 
 import torch
 
@@ -57,12 +57,12 @@ class TemporalPruneSettings:
         return range_error(self)
 
 
-def cross_frame_mass(mass):
+def cross_frame_mass(mass: torch.Tensor) -> torch.Tensor:
     """[..., F, F] frame-pair mass (row i = query frame) -> [..., F]: each query frame's mass on other frames."""
     return mass.sum(dim=-1) - mass.diagonal(dim1=-2, dim2=-1)
 
 
-def lowest_fraction(aggregates, ratio):
+def lowest_fraction(aggregates: dict, ratio: float) -> frozenset:
     """The ``floor(ratio * len)`` units with the lowest aggregate, as a frozenset; ties go to the earlier unit.
 
     aggregates: dict unit -> float, in the order the units were first seen.
@@ -79,7 +79,7 @@ class TemporalScores:
         self._sums = {}
         self._counts = {}
 
-    def add(self, units, values):
+    def add(self, units: list, values: torch.Tensor) -> None:
         """values [..., len(units)]: samples of each unit's cross-frame mass (all leading entries weigh the same)."""
         if values.shape[-1] != len(units):
             raise ValueError(f"{values.shape[-1]} value columns for {len(units)} units")
@@ -89,7 +89,7 @@ class TemporalScores:
             self._sums[unit] = self._sums.get(unit, 0.0) + total
             self._counts[unit] = self._counts.get(unit, 0) + flat.shape[0]
 
-    def aggregates(self):
+    def aggregates(self) -> dict:
         return {unit: self._sums[unit] / self._counts[unit] for unit in self._sums}
 
 
@@ -105,11 +105,11 @@ class CalibrationSchedule:
         self._calibrated = 0
 
     @property
-    def calibrated(self):
+    def calibrated(self) -> int:
         """How many calibration steps have started so far."""
         return self._calibrated
 
-    def phase(self, sigma):
+    def phase(self, sigma: float) -> str:
         sigma = float(sigma)
         if sigma != self._sigma:
             self._sigma = sigma
@@ -133,7 +133,7 @@ class TemporalPruneRun:
         self.phase = WAIT
         self.pruned = None  # frozenset once frozen
 
-    def begin_forward(self, sigma):
+    def begin_forward(self, sigma: float) -> None:
         """Call once per model call with its sigma; returns the phase for that call."""
         self.phase = self.schedule.phase(sigma)
         if self.phase == PRUNE and self.pruned is None:
@@ -141,19 +141,20 @@ class TemporalPruneRun:
         return self.phase
 
     @property
-    def calibrating(self):
+    def calibrating(self) -> bool:
         return self.phase == CALIBRATE
 
-    def is_pruned(self, unit):
+    def is_pruned(self, unit: Hashable) -> bool:
         return self.phase == PRUNE and unit in self.pruned
 
-    def summary(self):
+    def summary(self) -> dict:
         aggregates = self.scores.aggregates()
         return {"aggregates": aggregates, "pruned": self.pruned if self.pruned is not None else frozenset(),
                 "units": len(aggregates), "calibrated_steps": self.schedule.calibrated}
 
 
-def frame_ids(prefix, frames, tokens_per_frame, suffix, device=None):
+def frame_ids(prefix: int, frames: int, tokens_per_frame: int, suffix: int,
+              device: Optional[torch.device] = None) -> torch.Tensor:
     """Frame index of each token of a sequence laid out as [prefix | frames x tokens_per_frame | suffix].
 
     Prefix and suffix tokens (reference latents, text) get -1: they belong to no frame.
@@ -163,7 +164,7 @@ def frame_ids(prefix, frames, tokens_per_frame, suffix, device=None):
                       torch.full((suffix,), -1, dtype=torch.long, device=device)])
 
 
-def sample_queries(frame_of_token, per_frame):
+def sample_queries(frame_of_token: torch.Tensor, per_frame: int) -> torch.Tensor:
     """Up to ``per_frame`` evenly spaced query positions of every frame (deterministic), ascending, as a LongTensor.
 
     The same rows are chosen for every call with the same layout, so split and batched cond/uncond see equal samples.

@@ -41,7 +41,7 @@ MERGING_RECOVERY = ("merge", "local merge")  # the pruned part runs on group mea
 AUTO_LEVELS = "auto"
 
 
-def kept_count(num_tokens, ratio):
+def kept_count(num_tokens: int, ratio: float) -> int:
     """ceil((1 - ratio) * N), at least one token; rounded first so that 0.7 * 10 does not become 7.000000001 -> 8."""
     return max(1, math.ceil(round((1.0 - ratio) * num_tokens, 6)))
 
@@ -49,7 +49,7 @@ def kept_count(num_tokens, ratio):
 GOLDEN_FRACTION = 0.6180339887498949  # frac(i * golden ratio) spreads the sample evenly inside its strides
 
 
-def score_query_rows(num_tokens, fraction, device):
+def score_query_rows(num_tokens: int, fraction: float, device: torch.device) -> Optional[torch.Tensor]:
     """The query rows G-WPR reads: None (all) when fraction >= 1, else count = round(fraction * N) rows, one in each of
     count equal strides of the token order, at a golden-ratio offset inside its stride (so that on an image grid the
     sample does not fall into the same few columns), ascending and built on ``device`` (no host copy)."""
@@ -60,7 +60,8 @@ def score_query_rows(num_tokens, fraction, device):
     return ((step + (step * GOLDEN_FRACTION).frac()) * (num_tokens / count)).floor().long()
 
 
-def gwpr_scores(q, k, iterations, *, query_index=None, scale=None, chunk_size=1024):
+def gwpr_scores(q: torch.Tensor, k: torch.Tensor, iterations: int, *, query_index: Optional[torch.Tensor] = None,
+                scale: Optional[float] = None, chunk_size: int = 1024) -> torch.Tensor:
     """G-WPR importance per token: s0 = 1/N, then `iterations` rounds of s <- normalise(A^T s).
 
     q, k: [B, H, N, D] of the stage's first self-attention; A = softmax(q k^T * scale) averaged over heads. With a
@@ -87,7 +88,7 @@ def _window_members(height, width, window_h, window_w, device):
     return members.to(device)
 
 
-def local_windows(height, width, ratio, device):
+def local_windows(height: int, width: int, ratio: float, device: torch.device) -> torch.Tensor:
     """The windows local recovery uses on a height x width token grid pruned at ``ratio``: s x s windows for the
     smallest power of two s whose window count does not exceed the kept count, so every window can keep one token
     (a grid one token high uses 1 x s*s windows). Returns the [windows, s*s] LongTensor of _window_members."""
@@ -107,7 +108,7 @@ def _windowed(values, members, fill):
     return padded[:, members]  # -1 indexes the appended fill row
 
 
-def keep_index_for(scores, ratio, windows=None):
+def keep_index_for(scores: torch.Tensor, ratio: float, windows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """[B, K] positions of the tokens kept at ``ratio`` (K = kept_count(N, ratio)), ascending (spatial order
     preserved): the K best-scored tokens; with ``windows`` (see local_windows) the best token of every window is
     kept first and the remaining places go to the best-scored of the rest."""
@@ -119,7 +120,8 @@ def keep_index_for(scores, ratio, windows=None):
     return topk_keep_index(scores, kept)
 
 
-def recovery_source(features, keep_index, windows=None, chunk_size=1024):
+def recovery_source(features: torch.Tensor, keep_index: torch.Tensor, windows: Optional[torch.Tensor] = None,
+                    chunk_size: int = 1024) -> torch.Tensor:
     """For every position, the slot in the kept list whose stage output it takes: a kept token its own slot, a
     pruned token the slot of the kept token with the highest cosine similarity of `features` (ties: lowest slot),
     searched among every kept token, or with ``windows`` (keep_index_for's) among the kept tokens of its window.
@@ -161,12 +163,13 @@ def _window_recovery_source(features, keep_index, windows):
     return torch.where(is_kept, slot, source)
 
 
-def recover_passthrough(features, keep_index, kept_out):
+def recover_passthrough(features: torch.Tensor, keep_index: torch.Tensor, kept_out: torch.Tensor) -> torch.Tensor:
     """Full-length stage output where pruned tokens keep their features from pruning time."""
     return scatter_tokens(features, keep_index, kept_out)
 
 
-def recover_residual(features, keep_index, kept_out, source):
+def recover_residual(features: torch.Tensor, keep_index: torch.Tensor, kept_out: torch.Tensor,
+                     source: torch.Tensor) -> torch.Tensor:
     """Full-length output of a pruned UNet stage or DiT block range (our choice): kept tokens get their output; a
     pruned token keeps its own features from pruning time plus the update (output - input) that its source kept
     token received (see recovery_source). Copying the source's whole output instead would replace the token's own
@@ -178,14 +181,15 @@ def recover_residual(features, keep_index, kept_out, source):
     return scatter_tokens(refilled, keep_index, kept_out)
 
 
-def add_source_update(features, rows_in, rows_out, source):
+def add_source_update(features: torch.Tensor, rows_in: torch.Tensor, rows_out: torch.Tensor,
+                      source: torch.Tensor) -> torch.Tensor:
     """Full-length output: every token keeps its own ``features`` [B, N, C] and adds the update (rows_out - rows_in,
     [B, K, C]) of the row ``source`` [B, N] points it to. After a merged range every token, kept ones included, is
     refilled this way (rows_in: the group means the range ran on, see group_mean)."""
     return features.to(rows_out.dtype) + gather_tokens(rows_out - rows_in.to(rows_out.dtype), source)
 
 
-def group_mean(values, source, groups):
+def group_mean(values: torch.Tensor, source: torch.Tensor, groups: int) -> torch.Tensor:
     """values [B, N, ...], source [B, N] (each position's group, 0 <= source < groups, every group used) ->
     [B, groups, ...]: the mean over each group's members, summed in float32, in values' dtype."""
     index = source.view(*source.shape, *[1] * (values.dim() - 2)).expand(values.shape)
@@ -210,25 +214,25 @@ class TokenPlan:
         self.merge = merge and source is not None
         self.features = self.reduced = None
 
-    def rows(self, values):
+    def rows(self, values: torch.Tensor) -> torch.Tensor:
         """values [B, N, ...] -> the [B, K, ...] rows the pruned part computes on (kept tokens or group means)."""
         if self.merge:
             return group_mean(values, self.source, self.keep_index.shape[1])
         return gather_tokens(values, self.keep_index)
 
-    def spread(self, rows):
+    def spread(self, rows: torch.Tensor) -> torch.Tensor:
         """[B, K, ...] results of rows() -> [B, N, ...]: each position gets its source's row (zeros without one)."""
         if self.source is not None:
             return gather_tokens(rows, self.source)
         zeros = rows.new_zeros(rows.shape[0], self.tokens, *rows.shape[2:])
         return scatter_tokens(zeros, self.keep_index, rows)
 
-    def reduce(self, features):
+    def reduce(self, features: torch.Tensor) -> torch.Tensor:
         """rows(features), remembering both for restore()."""
         self.features, self.reduced = features, self.rows(features)
         return self.reduced
 
-    def restore(self, kept_out):
+    def restore(self, kept_out: torch.Tensor) -> torch.Tensor:
         """Full-length output from the K rows' output ``kept_out`` of the pruned part (reduce() ran first)."""
         if self.source is None:
             return recover_passthrough(self.features.to(kept_out.dtype), self.keep_index, kept_out)
@@ -237,13 +241,15 @@ class TokenPlan:
         return recover_residual(self.features, self.keep_index, kept_out, self.source)
 
 
-def recovery_windows(settings, height, width, ratio, device):
+def recovery_windows(settings: "PruneSettings", height: int, width: int, ratio: float,
+                     device: torch.device) -> Optional[torch.Tensor]:
     """The windows of ``settings``' recovery on a height x width token grid (local_windows), or None unless it
     searches within windows ("local", "local merge")."""
     return local_windows(height, width, ratio, device) if settings.recovery in WINDOWED_RECOVERY else None
 
 
-def plan_tokens(q, k, features, settings, ratio, windows):
+def plan_tokens(q: torch.Tensor, k: torch.Tensor, features: torch.Tensor, settings: "PruneSettings", ratio: float,
+                windows: Optional[torch.Tensor]) -> TokenPlan:
     """The TokenPlan at ``ratio``: G-WPR scores from q / k [B, H, N, D] over ``settings``' query rows pick the kept
     tokens, and the recovery source of every token is searched by cosine similarity of ``features`` [B, N, C]
     (within ``windows``, recovery_windows', when given; none for "passthrough")."""
@@ -253,7 +259,7 @@ def plan_tokens(q, k, features, settings, ratio, windows):
     return TokenPlan(keep_index, source, q.shape[2], merge=settings.recovery in MERGING_RECOVERY)
 
 
-def resolve_block_range(block_start, block_end, default, block_count, what):
+def resolve_block_range(block_start: int, block_end: int, default: tuple, block_count: int, what: str) -> tuple:
     """The inclusive (first, last) block index a DiT prunes: -1 takes the default (first, last) pair's entry.
     Raises ValueError naming the valid indices when the range is empty or outside the model's blocks."""
     first = default[0] if block_start == -1 else block_start
@@ -264,7 +270,7 @@ def resolve_block_range(block_start, block_end, default, block_count, what):
     return first, last
 
 
-def parse_levels(text):
+def parse_levels(text: str) -> Optional[tuple]:
     """"auto" -> None (select stages by token count), else a sorted tuple of downsample factors from "1, 2, 4"."""
     cleaned = text.strip().lower()
     if cleaned == AUTO_LEVELS:
@@ -288,7 +294,7 @@ class Stage:
     dsap_protected: bool
 
 
-def classify_stages(stages):
+def classify_stages(stages: list) -> list:
     """stages: ordered (section, level) pairs with section "input" | "middle" | "output" -> list of Stage."""
     first_down, last_up = {}, {}
     for position, (section, level) in enumerate(stages):
@@ -369,11 +375,11 @@ class PruneSettings:
         return range_error(self)
 
     @functools.cached_property
-    def level_factors(self):
+    def level_factors(self) -> Optional[tuple]:
         """The selected downsample factors as a tuple, or None for "auto"."""
         return parse_levels(self.levels)
 
-    def stage_ratio(self, stage, tokens, dsap_early):
+    def stage_ratio(self, stage: Stage, tokens: int, dsap_early: bool) -> float:
         """The ratio this stage prunes at: 0 when its level is not selected, or when DSAP spares it because the
         model call falls in the first dsap_percent of sampling (``dsap_early``)."""
         levels = self.level_factors

@@ -12,6 +12,7 @@ Two ways per frame pair, neither ever forming the (frames x tokens)^2 map of the
   match (clamped inside the frame). Costs S x (tiles + window) instead of S x S.
 """
 import math
+from typing import Optional
 
 import torch
 
@@ -32,7 +33,8 @@ def _attended_positions(logits, key_positions, hard):
     return torch.matmul(logits.softmax(dim=-1), key_positions.to(logits.dtype))
 
 
-def full_pair_flow(q_i, k_j, height, width, *, temperature=1.0, hard=False):
+def full_pair_flow(q_i: torch.Tensor, k_j: torch.Tensor, height: int, width: int, *, temperature: float = 1.0,
+                   hard: bool = False) -> torch.Tensor:
     """Displacement [S, 2] of each query token of frame i (q_i [S, D]) to frame j (k_j [S, D]) over the full frame."""
     positions = _grid_positions(height, width, q_i.device)
     logits = torch.matmul(q_i, k_j.transpose(0, 1)) * (temperature / math.sqrt(q_i.shape[-1]))
@@ -46,7 +48,8 @@ def _tiles(size, tile):
     return starts, centres
 
 
-def window_pair_flow(q_i, k_j, height, width, *, tile=(3, 4), window=(21, 21), temperature=1.0, hard=False):
+def window_pair_flow(q_i: torch.Tensor, k_j: torch.Tensor, height: int, width: int, *, tile: tuple = (3, 4),
+                     window: tuple = (21, 21), temperature: float = 1.0, hard: bool = False) -> tuple:
     """Two-pass local-window flow of frame i to frame j.
 
     Returns (flow [S, 2], window_key_means [tiles, D]); the second is the mean key vector of each tile's window (used by
@@ -93,14 +96,15 @@ def window_pair_flow(q_i, k_j, height, width, *, tile=(3, 4), window=(21, 21), t
     return flow, keys.mean(dim=1)
 
 
-def frame_pairs(num_frames, span=None):
+def frame_pairs(num_frames: int, span: Optional[int] = None) -> list:
     """(i, j) frame pairs: j in [i, i + span) when ``span`` is given (FastVMT), else all F^2 ordered pairs (DiTFlow)."""
     if span is None:
         return [(i, j) for i in range(num_frames) for j in range(num_frames)]
     return [(i, j) for i in range(num_frames) for j in range(i, min(num_frames, i + span))]
 
 
-def motion_flow(q, k, height, width, pairs, *, temperature=1.0, hard=False, tile=None, window=None):
+def motion_flow(q: torch.Tensor, k: torch.Tensor, height: int, width: int, pairs: list, *, temperature: float = 1.0,
+                hard: bool = False, tile: Optional[tuple] = None, window: Optional[tuple] = None) -> tuple:
     """AMF of a video: q, k [F, S, D] -> (flows [P, S, 2], {(i, j): window_key_means} for windowed pairs).
 
     With ``window`` given, same-frame pairs use the full frame and the others the two-pass local window (FastVMT);

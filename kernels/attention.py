@@ -11,6 +11,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +32,12 @@ _logged = set()
 _last_block_mask = [None, None]
 
 
-def split_heads(x, heads):
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """[B, L, H*D] -> [B, H, L, D]."""
     return x.unflatten(-1, (heads, -1)).transpose(1, 2)
 
 
-def merge_heads(x):
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """[B, H, L, D] -> [B, L, H*D]."""
     return x.transpose(1, 2).flatten(2)
 
@@ -86,13 +87,13 @@ def _unusable(name, device_type):
     return _flex_probe[device_type]
 
 
-def available_backends(device):
+def available_backends(device: Union[str, torch.device]) -> dict:
     """name -> None if the backend is usable on ``device``, else the reason (runs the one-off flex probe)."""
     device_type = torch.device(device).type
     return {name: _unusable(name, device_type) for name in BACKENDS}
 
 
-def resolve_backend(name, device):
+def resolve_backend(name: str, device: Union[str, torch.device]) -> str:
     """Concrete backend for ``name`` on ``device``: "auto" is xformers on CUDA when it imports, else sdpa.
 
     An unusable flex falls back to sdpa with one logged warning; any other unusable backend raises ValueError.
@@ -113,7 +114,9 @@ def resolve_backend(name, device):
                      f"Installed backends: {', '.join(_installed())}")
 
 
-def attention(q, k, v, *, backend="auto", mask=None, mask_mod=None, scale=None):
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str = "auto",
+              mask: Optional[torch.Tensor] = None, mask_mod: Optional[Callable] = None,
+              scale: Optional[float] = None) -> torch.Tensor:
     """Attention of q [B, H, Lq, D] over k, v [B, H, Lk, D] -> [B, H, Lq, D] with the chosen backend."""
     name = resolve_backend(backend, q.device)
     scale = q.shape[-1] ** -0.5 if scale is None else scale

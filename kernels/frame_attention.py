@@ -6,6 +6,8 @@ attention with a block-diagonal frame mask, but costs about 1/F of it: when all 
 frames are folded into the batch and each frame is one small dense attention call; otherwise the block-diagonal mask
 is applied as a chunked ``mask_mod``.
 """
+from typing import Optional
+
 import torch
 
 from .attention import attention
@@ -54,7 +56,9 @@ def _folded_key_mask(key_mask, video, text, batch, frames):
     return torch.cat([own, shared], dim=-1).reshape(batch * frames, mh, 1, -1)
 
 
-def frame_attention(q, k, v, frame_of_token, *, mask=None, backend="auto", scale=None):
+def frame_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, frame_of_token: torch.Tensor, *,
+                    mask: Optional[torch.Tensor] = None, backend: str = "auto",
+                    scale: Optional[float] = None) -> torch.Tensor:
     """Self-attention of q, k, v [B, H, L, D] restricted to each video token's own frame (plus non-video keys).
 
     frame_of_token: LongTensor [L], frame index per token or -1 for tokens that belong to no frame. mask: optional

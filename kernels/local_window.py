@@ -27,6 +27,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -51,22 +52,22 @@ class VideoLayout:
     offset: int = 0
 
     @property
-    def video_len(self):
+    def video_len(self) -> int:
         return self.frames * self.height * self.width
 
 
-def window_radii(frames, height, width):
+def window_radii(frames: int, height: int, width: int) -> tuple:
     """Radii of a window of +-``frames`` latent frames and ``height`` x ``width`` tokens (even sizes round down)."""
     return (frames, height // 2, width // 2)
 
 
-def covers_everything(layout, radii):
+def covers_everything(layout: VideoLayout, radii: tuple) -> bool:
     """True when the window reaches every key from every query, i.e. it is plain full attention."""
     return radii[0] >= layout.frames - 1 and radii[1] >= layout.height - 1 and radii[2] >= layout.width - 1
 
 
 @functools.lru_cache(maxsize=64)
-def window_mask_mod(layout, radii):
+def window_mask_mod(layout: VideoLayout, radii: tuple) -> Callable:
     """flex-style mask_mod(b, h, q_idx, kv_idx) of the window; cached so equal windows share one object (and so
     one flex block mask)."""
     height, width, offset = layout.height, layout.width, layout.offset
@@ -133,7 +134,7 @@ def _tile_plan(layout, radii, tile, seq_len):
     return query_index, key_index, mask, other
 
 
-def default_tile(layout, radii):
+def default_tile(layout: VideoLayout, radii: tuple) -> tuple:
     """Query tile per axis: one frame, and about one radius (at least 4 tokens) in height and width."""
     return (1, min(layout.height, max(4, radii[1])), min(layout.width, max(4, radii[2])))
 
@@ -185,7 +186,7 @@ def _tiled_axis(size, tile, radius):
 
 
 @functools.lru_cache(maxsize=64)
-def tiled_window_tile(layout, radii):
+def tiled_window_tile(layout: VideoLayout, radii: tuple) -> tuple:
     """Default query tile (tf, ty, tx) of the tiled window: the least estimated cost (computed pairs, small tiles
     charged ``SMALL_TILE_COST`` extra). It depends only on the grid and the radii, so the window does too."""
     sizes = (layout.frames, layout.height, layout.width)
@@ -203,7 +204,7 @@ def tiled_window_tile(layout, radii):
 
 
 @functools.lru_cache(maxsize=64)
-def tiled_window_mask_mod(layout, radii, tile):
+def tiled_window_mask_mod(layout: VideoLayout, radii: tuple, tile: tuple) -> Callable:
     """flex-style mask_mod(b, h, q_idx, kv_idx) of the tiled window with query tile ``tile`` (module docstring);
     cached so equal windows share one object (and so one flex block mask)."""
     offset, n, height, width = layout.offset, layout.video_len, layout.height, layout.width
@@ -373,15 +374,17 @@ def _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask):
     return torch.cat([text[:, :, :before], video, text[:, :, before:]], dim=2)
 
 
-def resolve_implementation(name, device):
+def resolve_implementation(name: str, device: Union[str, torch.device]) -> str:
     """"auto" -> "tiled" on every device (the same window everywhere); other names are checked and kept."""
     if name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown local-window implementation {name!r}; choose one of {', '.join(IMPLEMENTATIONS)}")
     return "tiled" if name == "auto" else name
 
 
-def local_window_attention(q, k, v, layout, radii, *, key_mask=None, implementation="auto", backend="auto",
-                           tile=None, scale=None):
+def local_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: VideoLayout, radii: tuple, *,
+                           key_mask: Optional[torch.Tensor] = None, implementation: str = "auto",
+                           backend: str = "auto", tile: Optional[tuple] = None,
+                           scale: Optional[float] = None) -> torch.Tensor:
     """Self-attention of q, k, v [B, H, L, D] restricted to the local window of each video query -> [B, H, L, D].
 
     ``key_mask``: optional per-key mask broadcastable to [B, L] (bool True = may attend, or additive float), e.g. the
@@ -413,7 +416,8 @@ def local_window_attention(q, k, v, layout, radii, *, key_mask=None, implementat
     return _tiled(q, k, v, layout, radii, tile, backend, scale, key_mask)
 
 
-def window_attention_flops(layout, radii, heads, head_dim, seq_len=None):
+def window_attention_flops(layout: VideoLayout, radii: tuple, heads: int, head_dim: int,
+                           seq_len: Optional[int] = None) -> tuple:
     """(windowed, full) multiply-adds of q k^T plus p v for one self-attention call (batch 1)."""
     seq_len = seq_len or layout.offset + layout.video_len
 
@@ -428,7 +432,8 @@ def window_attention_flops(layout, radii, heads, head_dim, seq_len=None):
 
 
 
-def tiled_window_attention_flops(layout, radii, heads, head_dim, seq_len=None, tile=None):
+def tiled_window_attention_flops(layout: VideoLayout, radii: tuple, heads: int, head_dim: int,
+                                 seq_len: Optional[int] = None, tile: Optional[tuple] = None) -> tuple:
     """(computed, full) multiply-adds of q k^T plus p v for one tiled-window self-attention call (batch 1): every
     computed tile's queries times its keys (a shifted-back last tile recomputes its overlap), plus the non-video
     queries over the whole sequence."""

@@ -3,6 +3,8 @@
 Both functions walk the query rows in chunks of ``chunk_size``, so at most [B, H, chunk_size, Lk] probabilities exist
 at once. Softmax and sums run in fp32; results are fp32.
 """
+from typing import Optional
+
 import torch
 
 
@@ -22,7 +24,9 @@ def _rows(q, query_index):
     return query_index.to(device=q.device, dtype=torch.long)
 
 
-def attention_transpose_product(q, k, weights=None, *, scale=None, chunk_size=1024, query_index=None, per_head=False):
+def attention_transpose_product(q: torch.Tensor, k: torch.Tensor, weights: Optional[torch.Tensor] = None, *,
+                                scale: Optional[float] = None, chunk_size: int = 1024,
+                                query_index: Optional[torch.Tensor] = None, per_head: bool = False) -> torch.Tensor:
     """sum_r weights[b, r] * P[b, h, r, :] over the selected query rows r -> [B, Lk] (head mean) or [B, H, Lk].
 
     weights [B, Lq] (None: every row weighs 1, giving attention column sums); query_index [n] selects rows.
@@ -44,7 +48,9 @@ def _one_hot_frames(frame, num_frames):
     return member.float()
 
 
-def frame_pair_mass(q, k, query_frame, key_frame, num_frames, *, scale=None, chunk_size=1024, query_index=None):
+def frame_pair_mass(q: torch.Tensor, k: torch.Tensor, query_frame: torch.Tensor, key_frame: torch.Tensor,
+                    num_frames: int, *, scale: Optional[float] = None, chunk_size: int = 1024,
+                    query_index: Optional[torch.Tensor] = None) -> torch.Tensor:
     """mass[b, h, i, j]: mean over selected queries of frame i of the attention they give to keys of frame j.
 
     query_frame [Lq], key_frame [Lk]: frame ids in [0, F) or -1 for non-video tokens. Queries with -1 are skipped;

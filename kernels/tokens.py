@@ -9,24 +9,24 @@ def _batch_rows(index):
     return torch.arange(index.shape[0], device=index.device).unsqueeze(1)
 
 
-def gather_tokens(x, index):
+def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x [B, L, ...], index [B, K] -> [B, K, ...] with out[b, k] = x[b, index[b, k]]."""
     return x[_batch_rows(index), index]
 
 
-def scatter_tokens(base, index, values):
+def scatter_tokens(base: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """New tensor equal to ``base`` [B, L, ...] except out[b, index[b, k]] = values[b, k]; ``base`` is untouched."""
     out = base.clone()
     out[_batch_rows(index), index] = values.to(out.dtype)
     return out
 
 
-def topk_keep_index(scores, keep):
+def topk_keep_index(scores: torch.Tensor, keep: int) -> torch.Tensor:
     """scores [B, L] -> [B, keep] positions of the ``keep`` highest scores per row, ascending by position."""
     return scores.topk(keep, dim=1).indices.sort(dim=1).values
 
 
-def complement_index(index, length):
+def complement_index(index: torch.Tensor, length: int) -> torch.Tensor:
     """index [B, K] (distinct positions per row) -> [B, length - K]: the positions in [0, length) missing from
     each row, ascending."""
     kept = torch.zeros(index.shape[0], length, dtype=torch.bool, device=index.device)

@@ -10,6 +10,7 @@ ComfyUI's own function or the backend FreeAccel_AttentionBackend chose. Handlers
 from typing import Any, Callable, Optional
 
 import torch
+from comfy.model_patcher import ModelPatcher
 
 from ...kernels.attention import attention, merge_heads, split_heads
 from .chain import Chained, has_owner, without_owner
@@ -37,7 +38,7 @@ def _normalise(args, kwargs):
     return q, k, v, heads, kwargs
 
 
-def as_4d_mask(mask):
+def as_4d_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     """A ComfyUI attention mask as [B|1, H|1, Lq|1, Lk] (rank 2 and 3 broadcast over batch and heads as ComfyUI
     does), or None."""
     if mask is None or mask.ndim == 4:
@@ -62,19 +63,20 @@ class AttentionCall:
         self.options = kwargs.get("transformer_options") or {}
 
     @property
-    def query_length(self):
+    def query_length(self) -> int:
         return self.q.shape[2]
 
     @property
-    def key_length(self):
+    def key_length(self) -> int:
         return self.k.shape[2]
 
     @property
-    def backend(self):
+    def backend(self) -> str:
         """The FreeAccel backend name to compute with ("auto" when FreeAccel_AttentionBackend is not in the chain)."""
         return self.options.get(BACKEND_KEY) or "auto"
 
-    def next(self, q=None, k=None, v=None, mask=None):
+    def next(self, q: Optional[torch.Tensor] = None, k: Optional[torch.Tensor] = None,
+             v: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """[B, H, L, D] output of the rest of the chain: on this call's own inputs when called without tensors (the
         original arguments go down unchanged, so a handler that only looks is bit-transparent), else on the given
         [B, H, L', D] tensors (a subset of heads, say) with ``mask`` (4-D or None)."""
@@ -137,14 +139,15 @@ def pass_through(call: AttentionCall) -> torch.Tensor:
     return call.next()
 
 
-def install_attention_override(model, handler: Callable, owner: Optional[str] = None):
+def install_attention_override(model: ModelPatcher, handler: Callable, owner: Optional[str] = None) -> ModelPatcher:
     """Put ``handler(call: AttentionCall) -> [B, H, L, D]`` in front of the override already installed on ``model``
     (a cloned ModelPatcher); ``owner`` tags it for removal (None: a handler nobody removes). Returns ``model``."""
     chain_attention_override(model.model_options.setdefault("transformer_options", {}), handler, owner)
     return model
 
 
-def set_attention_backend(model, backend: Optional[str], owner: Optional[str] = BACKEND_KEY):
+def set_attention_backend(model: ModelPatcher, backend: Optional[str],
+                          owner: Optional[str] = BACKEND_KEY) -> ModelPatcher:
     """Make every FreeAccel attention chain on ``model`` end in ``backend`` (None: ComfyUI's own attention); where
     nothing overrides attention yet, a pass-through handler of ``owner`` makes the chain. Returns ``model``."""
     options = model.model_options.setdefault("transformer_options", {})

@@ -16,6 +16,7 @@ from typing import Optional
 
 import comfyui_version
 from comfy_api.v0_0_2 import io
+from comfy.model_patcher import ModelPatcher
 
 from .blocks import chain_block_replacement, has_block_replacement
 from .families import double_blocks
@@ -68,7 +69,7 @@ def _report_block(index, total, args, run_block):
     return run_block(args)
 
 
-def report_block_info(model, family: str) -> None:
+def report_block_info(model: ModelPatcher, family: str) -> None:
     """Make ``model`` (a cloned ModelPatcher of ``family``) report the running block in ``transformer_options`` where
     this ComfyUI does not: a dit replacement on every WAN block before ComfyUI 0.5.0, else nothing."""
     if family != "wan" or at_least(WAN_BLOCK_INFO_SINCE):

@@ -9,6 +9,9 @@
 Which technique supports which family is a different question, answered by accel_core/families.py.
 """
 import dataclasses
+from typing import Any, Optional
+
+import torch
 
 from . import token_layout as layouts
 
@@ -34,7 +37,7 @@ ADAPTERS = {
 }
 
 
-def block_keys(family, diffusion_model):
+def block_keys(family: str, diffusion_model: torch.nn.Module) -> list:
     """[(dit block kind, index)] of every transformer block, in call order."""
     keys = []
     for attribute, kind in ADAPTERS[family].stacks:
@@ -42,13 +45,14 @@ def block_keys(family, diffusion_model):
     return keys
 
 
-def double_blocks(family, diffusion_model):
+def double_blocks(family: str, diffusion_model: torch.nn.Module) -> torch.nn.ModuleList:
     """The module list whose blocks are replaced as ("double_block", i) (WAN's single stack is keyed "double")."""
     attribute = next(attribute for attribute, kind in ADAPTERS[family].stacks if kind == _DOUBLE)
     return getattr(diffusion_model, attribute)
 
 
-def token_layout(family, model, x, c_crossattn, conds):
+def token_layout(family: str, model: Any, x: torch.Tensor, c_crossattn: Optional[torch.Tensor],
+                 conds: dict) -> tuple:
     """(TokenLayout of this APPLY_MODEL call, key lengths of the model's cross-attentions); None for the layout
     when a cross-attention would have exactly the joint self-attention's length (it could not be told apart)."""
     layout, cross_lengths = ADAPTERS[family].token_layout(model, x, c_crossattn, conds)

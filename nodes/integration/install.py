@@ -9,6 +9,8 @@ the node applied once with the second settings, and every message starts with th
 import dataclasses
 from typing import Any, Callable, Optional
 
+from comfy.model_patcher import ModelPatcher
+
 from ...accel_core.families import ATTENTION, DIT_BLOCKS, OBJECT_PATCHES, OPTION, require_family
 from .attention import chain_attention_override, drop_attention_handlers, has_attention_handler
 from .blocks import chain_block_replacement, drop_block_replacements, owns_block_replacement
@@ -37,7 +39,7 @@ ORDER_RULES = (
 class Installer:
     """What ``install`` puts on the clone, each piece tagged with the technique's key."""
 
-    def __init__(self, patcher, key: str):
+    def __init__(self, patcher: ModelPatcher, key: str):
         self.patcher, self.key = patcher, key
 
     @property
@@ -63,7 +65,7 @@ class Installer:
         install_run_hook(self.patcher, self.key, start)
 
 
-def installed_hooks(patcher, key: str) -> frozenset:
+def installed_hooks(patcher: ModelPatcher, key: str) -> frozenset:
     """The hooks technique ``key`` has on ``patcher``, named as in ``accel_core.families.SUPPORT``."""
     options = patcher.model_options.get("transformer_options", {})
     found = {kind for kind, wrappers in patcher.wrappers.items() if wrappers.get(key)}
@@ -77,12 +79,12 @@ def installed_hooks(patcher, key: str) -> frozenset:
     return frozenset(found)
 
 
-def owns(patcher, key: str) -> bool:
+def owns(patcher: ModelPatcher, key: str) -> bool:
     """True when technique ``key`` has anything installed on ``patcher``."""
     return bool(installed_hooks(patcher, key))
 
 
-def remove(patcher, key: str) -> None:
+def remove(patcher: ModelPatcher, key: str) -> None:
     """Remove from ``patcher`` (a clone) everything technique ``key`` installed."""
     for kind in list(patcher.wrappers):
         patcher.remove_wrappers_with_key(kind, key)
@@ -102,7 +104,7 @@ def remove(patcher, key: str) -> None:
     patcher.remove_attachments(record_key(key))
 
 
-def order_error(technique: Technique, patcher) -> Optional[str]:
+def order_error(technique: Technique, patcher: ModelPatcher) -> Optional[str]:
     """The message when ``technique`` would come after one it must precede, or None."""
     for earlier, later, reason in ORDER_RULES:
         if technique.key == earlier and owns(patcher, later):
@@ -121,7 +123,7 @@ def technique(key: str, name: str, settings: type, install: Callable, support: O
     return declared
 
 
-def apply(technique: Technique, model, settings: Any):
+def apply(technique: Technique, model: ModelPatcher, settings: Any) -> ModelPatcher:
     """A clone of ModelPatcher ``model`` with ``technique`` installed with ``settings`` in place of any earlier
     install of it. Raises ValueError for invalid settings, an unsupported model or a node order that cannot work,
     and passes on the ValueError / RuntimeError of an install that cannot serve the model, every message prefixed

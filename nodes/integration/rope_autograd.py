@@ -29,7 +29,7 @@ class _RopeWithBackward(torch.autograd.Function):
         return _kitchen_rope()(x, freqs)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
         # RoPE rotates each (even, odd) pair by a 2x2 matrix: the input gradient is the transposed rotation of grad
         freqs, = ctx.saved_tensors
         return _kitchen_rope()(grad.contiguous(), freqs.transpose(-1, -2)), None

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import comfy.model_patcher
 import comfy.patcher_extension
+from comfy.model_patcher import ModelPatcher
 
 OUTER_SAMPLE = comfy.patcher_extension.WrappersMP.OUTER_SAMPLE
 
@@ -55,7 +56,7 @@ class RunHook:
                     holder.last = record
 
 
-def install_run_hook(model, key: str, start: Callable[[Any, Any], Any]) -> RunHook:
+def install_run_hook(model: ModelPatcher, key: str, start: Callable[[Any, Any], Any]) -> RunHook:
     """Add a RunHook and an empty RunRecord under ``key`` to ``model`` (a cloned ModelPatcher); returns the hook."""
     hook = RunHook(key, start)
     model.add_wrapper_with_key(OUTER_SAMPLE, key, hook)
@@ -68,7 +69,7 @@ def run_state(transformer_options: Optional[dict], key: str) -> Any:
     return transformer_options.get(key) if transformer_options else None
 
 
-def last_run(model, key: str) -> Any:
+def last_run(model: ModelPatcher, key: str) -> Any:
     """What the last finished run of technique ``key`` on ``model`` (the patched clone that was sampled) recorded;
     None before its first run."""
     holder = model.get_attachment(record_key(key))

@@ -69,7 +69,7 @@ def _default_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def input_table(schema, settings_class: type) -> str:
+def input_table(schema: io.Schema, settings_class: type) -> str:
     """The docs table ``| input | default | range | meaning |`` of every input of a node ``schema`` (io.Schema):
     settings fields with their default and range, other inputs (models, conditioning) with their tooltip."""
     specs = {name: (kind, spec) for name, kind, _, spec in fields(settings_class)}
