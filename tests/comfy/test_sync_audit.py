@@ -64,14 +64,19 @@ def _pack_path(filename):
     return relative if relative.split(os.sep)[0] in PACK_DIRS else None
 
 
-def _caller():
-    """(pack-relative file or None, function name) of the innermost frame outside torch and this file."""
+def _caller(func):
+    """(pack-relative file or None, function name) of the innermost frame outside torch and this file that called
+    ``func``."""
     frame = sys._getframe(2)
     while frame is not None:
         filename = os.path.realpath(frame.f_code.co_filename)
-        # comprehensions count as the function they are in (Python 3.12 inlines list comprehensions anyway)
-        if not filename.startswith(TORCH_DIR) and filename != THIS_FILE and not frame.f_code.co_name.startswith("<"):
-            return _pack_path(filename), frame.f_code.co_name
+        name = frame.f_code.co_name
+        # comprehensions count as the function they are in (Python 3.12 inlines list comprehensions anyway), and
+        # another torch-function mode (the pack's RoPE backward has one) that hands ``func`` on is not its caller
+        passing_on = name == "__torch_function__" and frame.f_locals.get("func") is func
+        if not filename.startswith(TORCH_DIR) and filename != THIS_FILE and not name.startswith("<") \
+                and not passing_on:
+            return _pack_path(filename), name
         frame = frame.f_back
     return None, "?"
 
@@ -97,9 +102,9 @@ def _named_device(func, args, kwargs):
                  or (isinstance(a, int) and not isinstance(a, bool))), None)
 
 
-def pack_caller():
-    """'adacache.py:_l1' for an op called from the pack's code, else None (see _caller)."""
-    where, function = _caller()
+def pack_caller(func):
+    """'adacache.py:_l1' for ``func`` called from the pack's code, else None (see _caller)."""
+    where, function = _caller(func)
     return None if where is None else f"{os.path.basename(where)}:{function}"
 
 
@@ -109,7 +114,7 @@ class HostReadAudit(TorchFunctionMode):
 
     def __init__(self, where=None):
         super().__init__()
-        self.where = where or pack_caller  # () -> the label of the code that called the op, or None
+        self.where = where or pack_caller  # (func) -> the label of the code that called func, or None
         self._host = {}  # id -> weakref of the host-born tensors alive
         self._host_devices = []  # the ``.device`` objects read from host-born tensors (a device arg naming the host)
         self.events = collections.defaultdict(collections.Counter)  # phase -> Counter(("kind", "where op"))
@@ -125,10 +130,10 @@ class HostReadAudit(TorchFunctionMode):
         key = id(tensor)
         self._host[key] = weakref.ref(tensor, lambda _, key=key: self._host.pop(key, None))
 
-    def _record(self, kind, op):
+    def _record(self, func, kind, op):
         if not self.recording:
             return
-        where = self.where()
+        where = self.where(func)
         if where is not None:
             self.events[self.phase][(kind, f"{where} {op}")] += 1
 
@@ -144,12 +149,12 @@ class HostReadAudit(TorchFunctionMode):
         inputs = list(_tensors(args)) + list(_tensors(kwargs))
         on_device = [t for t in inputs if not self.is_host(t)]
         if func in READS and on_device:
-            self._record("sync", READS[func])
+            self._record(func, "sync", READS[func])
         elif func in INDEXING and on_device and any(t.dtype == torch.bool for t in _tensors(args[1])):
-            self._record("sync", "boolean index")
+            self._record(func, "sync", "boolean index")
         result = func(*args, **kwargs)
         if func in MOVES and self.recording and _named_device(func, args, kwargs) is not None:
-            where = self.where()
+            where = self.where(func)
             if where is not None:
                 self.moves[(where, tuple(args[0].shape))] += 1
         if getattr(func, "__self__", None) is DEVICE_ATTRIBUTE:
@@ -157,16 +162,16 @@ class HostReadAudit(TorchFunctionMode):
                 self._host_devices.append(result)
         elif func in FACTORIES and not on_device:
             if self._names_host(kwargs.get("device")):
-                self._record("cpu tensor", func.__name__)
+                self._record(func, "cpu tensor", func.__name__)
                 self._mark_outputs(result)
             elif func in (torch.tensor, torch.as_tensor):
-                self._record("h2d", func.__name__)  # host data (a Python list) copied to the device
+                self._record(func, "h2d", func.__name__)  # host data (a Python list) copied to the device
         elif func in MOVES and inputs and self.is_host(args[0]):
             device = _named_device(func, args, kwargs)
             if device is None or self._names_host(device):
                 self._mark_outputs(result)  # a dtype change, or a move to where the tensor is
             else:
-                self._record("h2d", "to")
+                self._record(func, "h2d", "to")
                 if result is args[0]:  # the move to the CPU this runs on returned the tensor itself: tag a view
                     result = result.view_as(result)
         elif inputs and not on_device:
@@ -251,7 +256,7 @@ def test_audit_classifies_reads_moves_and_factories(comfy_rt):
     with HostReadAudit() as audit:
         _hand_made_calls(device_tensor)
     assert audit.step_events() == {}  # this file is not pack code: nothing is attributed to the pack
-    with HostReadAudit(where=lambda: "probe") as audit:
+    with HostReadAudit(where=lambda func: "probe") as audit:
         _hand_made_calls(device_tensor)
     assert audit.step_events() == {"run": {
         "cpu tensor: probe arange": 1,
