@@ -53,7 +53,7 @@ def from_inputs(settings_class: type, inputs: dict) -> Any:
     for name, _, _, spec in fields(settings_class):
         if name in inputs:
             value = inputs[name]
-            values[name] = value == ON_OFF[0] if spec.on_off and isinstance(value, str) else value
+            values[name] = value == ON_OFF[0] if spec.on_off and value in ON_OFF else value  # others: range_error
     return settings_class(**values)
 
 
@@ -61,6 +61,8 @@ def range_error(settings: Any) -> Optional[str]:
     """The message for the first field outside its declared range or options, or None."""
     for name, kind, _, spec in fields(type(settings)):
         value = getattr(settings, name)
+        if spec.on_off and not isinstance(value, bool):
+            return f"{name} must be one of {', '.join(ON_OFF)}, got {value!r}"
         if spec.options is not None and value not in spec.options:
             return f"{name} must be one of {', '.join(map(str, spec.options))}, got {value!r}"
         if kind in (int, float) and not isinstance(value, bool):

@@ -83,3 +83,24 @@ def test_docs_input_tables_are_generated_from_the_settings(comfy_rt, node_id):
     assert block.search(text).group(2) == table, (
         f"the input table of {node_id} in {doc.name} is stale; regenerate it with FREEACCEL_UPDATE_DOCS=1 "
         "python -m pytest tests/comfy/test_node_inputs.py")
+
+
+@pytest.mark.parametrize("inputs,message", [
+    ({"ratio": 0.96}, "TokenPrune (G-WPR / DSAP): ratio must be within [0, 0.95], got 0.96"),
+    ({"min_tokens": 0}, "TokenPrune (G-WPR / DSAP): min_tokens must be at least 1, got 0"),
+    ({"dsap": "maybe"}, "TokenPrune (G-WPR / DSAP): dsap must be one of on, off, got 'maybe'"),
+])
+def test_prompt_validation_reports_the_settings_check(comfy_rt, inputs, message):
+    """ComfyUI skips its own range and option checks for the inputs a validator names; the settings check them."""
+    import asyncio
+    import execution
+    widgets = dict(ratio=0.5, dsap="on", dsap_percent=0.3, levels="auto", min_tokens=1024, recovery="merge",
+                   iterations=1, score_queries=0.0625, block_start=-1, block_end=-1, **inputs)
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "missing.safetensors", "weight_dtype": "default"}},
+        "2": {"class_type": "FreeAccel_TokenPrune", "inputs": {"model": ["1", 0], **widgets}},
+        "3": {"class_type": "ModelSave", "inputs": {"model": ["2", 0], "filename_prefix": "x"}},
+    }
+    _, _, _, node_errors = asyncio.run(execution.validate_prompt("token-prune-validation", prompt, None))
+    details = [problem["details"] for problem in node_errors["2"]["errors"]]
+    assert details and all(detail.endswith(f" - {message}") for detail in details)

@@ -102,4 +102,5 @@ def test_on_off_inputs_become_bools_and_unknown_inputs_are_ignored():
     assert from_inputs(PruneSettings, {"dsap": ON_OFF[1], "ratio": 0.25, "model": object()}) == PruneSettings(
         dsap=False, ratio=0.25)
     assert from_inputs(PruneSettings, {}) == PruneSettings()
+    assert from_inputs(PruneSettings, {"dsap": "maybe"}).error() == "dsap must be one of on, off, got 'maybe'"
     assert Setting("x.").advanced is False
