@@ -94,8 +94,8 @@ def test_prompt_validation_reports_the_settings_check(comfy_rt, inputs, message)
     """ComfyUI skips its own range and option checks for the inputs a validator names; the settings check them."""
     import asyncio
     import execution
-    widgets = dict(ratio=0.5, dsap="on", dsap_percent=0.3, levels="auto", min_tokens=1024, recovery="merge",
-                   iterations=1, score_queries=0.0625, block_start=-1, block_end=-1, **inputs)
+    widgets = {**dict(ratio=0.5, dsap="on", dsap_percent=0.3, levels="auto", min_tokens=1024, recovery="merge",
+                      iterations=1, score_queries=0.0625, block_start=-1, block_end=-1), **inputs}
     prompt = {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "missing.safetensors", "weight_dtype": "default"}},
         "2": {"class_type": "FreeAccel_TokenPrune", "inputs": {"model": ["1", 0], **widgets}},
