@@ -42,6 +42,9 @@ MODEL_FILE_INPUTS = frozenset({"unet_name", "ckpt_name", "vae_name", "clip_name"
 SCHEMA_KEYS = ("input", "input_order", "output", "output_is_list", "output_name", "name", "display_name",
                "description", "category", "output_node")
 SUPPORTED_MODE = 0  # 2 = muted, 4 = bypassed
+# Input options our nodes set only where ComfyUI supports them (nodes/integration/compat.py): "advanced" (0.33+),
+# a display hint that changes neither the widget layout nor validation.
+VERSION_DEPENDENT_OPTIONS = ("advanced",)
 
 
 @dataclass(frozen=True)
@@ -504,13 +507,17 @@ def _link_source(link_id, node_by_id, link_by_id):
 
 
 def snapshot_view(schemas, prefix=PACK_NODE_PREFIX) -> dict:
-    """Our nodes' entries, sorted by id, with model-file combo options emptied (they list the local disk)."""
+    """Our nodes' entries, sorted by id, with model-file combo options emptied (they list the local disk) and the
+    input options only some ComfyUI versions send left out (VERSION_DEPENDENT_OPTIONS), so that one snapshot holds
+    for every supported version."""
     view = {}
     for node_id in sorted(node_id for node_id in schemas if node_id.startswith(prefix)):
         entry = json.loads(json.dumps(schemas[node_id]))
         for category in ("required", "optional"):
             for name, spec in entry.get("input", {}).get(category, {}).items():
                 options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                for key in VERSION_DEPENDENT_OPTIONS:
+                    options.pop(key, None)
                 if is_model_file_combo(name, spec[0], options):
                     if isinstance(spec[0], list):
                         spec[0] = []

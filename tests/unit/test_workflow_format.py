@@ -588,14 +588,17 @@ def test_builder_argument_errors():
 
 # -- snapshot and the repository's workflows -----------------------------------------------------------------------
 
-def test_snapshot_keeps_only_our_nodes_and_empties_model_file_options(tmp_path):
+def test_snapshot_keeps_only_our_nodes_empties_model_file_options_and_drops_version_dependent_ones(tmp_path):
     schemas = copy.deepcopy(SCHEMAS)
     schemas["FreeAccel_Demo"]["input"]["optional"]["lora_name"][1]["options"] = ["mine.safetensors"]
+    schemas["FreeAccel_Demo"]["input"]["optional"]["label"][1]["advanced"] = True  # only ComfyUI 0.33+ sends it
     path = tmp_path / "node_schemas.json"
     written = save_schema_snapshot(schemas, path)
     assert list(written) == ["FreeAccel_Demo"]
     assert written["FreeAccel_Demo"]["input"]["optional"]["lora_name"] == ["COMBO", {"options": []}]
     assert written["FreeAccel_Demo"]["input"]["required"] == SCHEMAS["FreeAccel_Demo"]["input"]["required"]
+    assert written["FreeAccel_Demo"]["input"]["optional"]["label"] == SCHEMAS["FreeAccel_Demo"]["input"]["optional"][
+        "label"]
     assert load_schema_snapshot(path) == written == snapshot_view(schemas)
     assert path.read_text(encoding="utf-8").endswith("}\n")
 
