@@ -499,7 +499,8 @@ def format_markdown(record):
                      f"{row['error'] or ''} |")
     if record.get("plan"):
         lines += ["", f"Plan: {len(record['plan'])} groups, estimated {record['estimate_s']:.0f} s on "
-                      "an H200 (FLOPs at 35% of its dense half-precision peak, and building each model once per dtype).", "",
+                      "an H200 (FLOPs at 35% of its dense half-precision peak, and building each model once per "
+                      "dtype).", "",
                   "| group | latent | estimate s | measured s | status |", "|---|---|---|---|---|"]
         for group in record["plan"]:
             lines.append(f"| {group['name']} | {'x'.join(map(str, group['shape']))} | {group['estimate_s']:.1f} | "
@@ -534,7 +535,8 @@ def run_real_shapes(record, groups, args, save):
             continue
         scale = spent / estimated if estimated else 1.0
         if not args.dry_run and spent + scale * group.estimate_s > args.budget_s:
-            entry["status"] = f"not run: estimate {scale * group.estimate_s:.0f} s past the {args.budget_s:.0f} s budget"
+            entry["status"] = (f"not run: estimate {scale * group.estimate_s:.0f} s past the {args.budget_s:.0f} s "
+                               "budget")
             continue
         group_start = time.perf_counter()
         dtype = torch.float32 if args.dry_run else rs.pick_dtype(group.dtype)

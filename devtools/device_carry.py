@@ -19,7 +19,9 @@ working tree, within the 64 MiB that travel with it:
 
 ``--check`` then simulates the GPU machine here: a ``python -S`` subprocess whose path is a folder of links to the
 installed distributions the machine would have (its list with their dependencies, and the carried ones), in which
-the carried ComfyUI boots with the pack and a tiny WAN samples one step through a FreeAccel node. The size of the working tree plus the carry is printed and checked against the limit.
+the carried ComfyUI boots with the pack and a tiny WAN samples one step through a FreeAccel node. The size of the
+working tree plus the carry is printed and checked against the limit. The simulation imports the packages installed
+here (Python 3.11, comfy-kitchen with its CUDA extension), not the carried wheels themselves.
 """
 import argparse
 import importlib.metadata
@@ -67,8 +69,8 @@ SHIMS = ("scipy", "av")
 EXCLUDED_DIRS = ("tests", "tests-unit", "comfy_api_nodes", "blueprints", ".git")
 LARGE_DATA = (("comfy/text_encoders", 200_000), ("comfy/sd1_tokenizer", 200_000))
 
-SHIM_SOURCE = '''"""Import-only stand-in for the {name} package, written by devtools/device_carry.py for the GPU check: ComfyUI
-imports {name} at module level on paths the check never runs. Importing works; using anything raises."""
+SHIM_SOURCE = '''"""Import-only stand-in for the {name} package, written by devtools/device_carry.py for the GPU check:
+ComfyUI imports {name} at module level on paths the check never runs. Importing works; using anything raises."""
 import importlib.abc
 import importlib.machinery
 import sys

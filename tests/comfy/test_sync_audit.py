@@ -350,11 +350,17 @@ def test_attention_backend_adds_no_sync(comfy_rt, tiny):
 FRAME_IDS = {"cpu tensor: temporal_prune.py:frame_ids arange": 1, "cpu tensor: temporal_prune.py:frame_ids full": 2}
 
 
-def test_temporal_prune_dit_syncs_per_step(comfy_rt, tiny):
-    case = tiny.build("wan21")  # 4 blocks x 2 heads = 8 units; ratio 0.5 prunes 4 heads, in 3 of the 4 blocks here
+def _temporal_prune_events(comfy_rt, tiny, family, steps):
+    """Step 0 calibrates, the later steps prune half of the units (identity mode)."""
+    case = tiny.build(family)
     model = _node("FreeAccel_TemporalAttnPrune", case.patcher, ratio=0.5, mode="identity", start_percent=0.0,
                   calibration_steps=1)
-    events = _sampled_events(comfy_rt, tiny, case, model, steps=3, reference=True)
+    return _sampled_events(comfy_rt, tiny, case, model, steps=steps, reference=True)
+
+
+def test_temporal_prune_dit_syncs_per_step(comfy_rt, tiny):
+    # 4 blocks x 2 heads = 8 units; ratio 0.5 prunes 4 heads, in 3 of the 4 blocks here
+    events = _temporal_prune_events(comfy_rt, tiny, "wan21", steps=3)
     # Calibration (step 0), per self-attention call (4): the frame ids and the sampled query rows moved to the
     # device (kernels/scoring.py frame_pair_mass, _rows; sample_queries builds its rows on the CPU: 3 frames x 1
     # arange), a boolean index dropping the non-video rows (frame_pair_mass: a sync; the rows are known on the host
@@ -372,15 +378,12 @@ def test_temporal_prune_dit_syncs_per_step(comfy_rt, tiny):
               "sync: frame_attention.py:_frame_groups bool": 3,
               "sync: frame_attention.py:_frame_groups boolean index": 3,
               "sync: frame_attention.py:_frame_groups item": 6}
-    assert events == {"step 0": _plus(CALL_SIGMA, FRAME_IDS, calibrate), "step 1": _plus(CALL_SIGMA, FRAME_IDS, pruned),
-                      "step 2": _plus(CALL_SIGMA, FRAME_IDS, pruned)}
+    assert events == {"step 0": _plus(CALL_SIGMA, FRAME_IDS, calibrate),
+                      "step 1": _plus(CALL_SIGMA, FRAME_IDS, pruned), "step 2": _plus(CALL_SIGMA, FRAME_IDS, pruned)}
 
 
 def test_svd_temporal_prune_syncs_per_step(comfy_rt, tiny):
-    case = tiny.build("svd")  # 7 time_stack attention modules
-    model = _node("FreeAccel_TemporalAttnPrune", case.patcher, ratio=0.5, mode="identity", start_percent=0.0,
-                  calibration_steps=1)
-    events = _sampled_events(comfy_rt, tiny, case, model, steps=2, reference=True)
+    events = _temporal_prune_events(comfy_rt, tiny, "svd", steps=2)  # 7 time_stack attention modules
     # Calibration, per temporal module (7): the scored rows and frame indices built on the CPU (nodes/temporal_prune.py
     # score_module: three aranges without a device) and moved (score_module, frame_pair_mass), then the boolean
     # index and the .tolist() of the DiT path above. Building them with device=x.device removes the moves; the two
