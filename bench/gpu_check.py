@@ -29,7 +29,8 @@ Steps, each recorded in ``gpu_check.json`` and ``gpu_check.md`` (in ``--out``; d
 
 ``--dry-run`` walks every step on the CPU: setup checks, the CUDA tests collected (not run), the exactness step
 (CPU against the CPU subprocess), the full list of real-shape groups with their shapes and estimated cost, each
-group's code path executed once at a tiny shape in float32 on the backends usable here, and the report.
+group's code path executed once at a tiny shape in float32 on the backends usable here (one run per variant, its
+time reported), and the report.
 """
 import argparse
 import dataclasses
@@ -436,7 +437,7 @@ def measure_group(group, case, repeats):
                 continue
             if round_index == 0:
                 peaks[name] = peak
-            else:
+            if round_index > 0 or repeats == 0:  # repeats 0 (the dry run): the warm-up run's time
                 times[name].append(seconds)
     base_s = statistics.median(times["unpatched"]) if times.get("unpatched") else math.nan
     rows = []
@@ -545,7 +546,7 @@ def run_real_shapes(record, groups, args, save):
             rs.free_models()
         if (group.family, dtype) not in cases:
             cases[(group.family, dtype)] = rs.build(group.shape, dtype)
-        rows = measure_group(group, cases[(group.family, dtype)], 1 if args.dry_run else args.repeats)
+        rows = measure_group(group, cases[(group.family, dtype)], 0 if args.dry_run else args.repeats)
         for row in rows:
             row["dtype"] = str(dtype).removeprefix("torch.") + (" (dry run)" if args.dry_run else "")
         record["rows"] += rows

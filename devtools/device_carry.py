@@ -51,7 +51,7 @@ WHEELS = (
     ("torchvision==0.26.0", "imported by ComfyUI model modules and the harness (the one built for torch 2.11)"),
     ("pillow", "nodes.py"), ("psutil", "comfy.model_management"), ("torchsde", "comfy.k_diffusion.sampling"),
     ("trampoline", "torchsde"), ("comfy-aimdo", "comfy.memory_management"), ("simpleeval", "comfy_extras"),
-    ("blake3", "app.assets"), ("aiohttp", "server.py"), ("yarl", "aiohttp"), ("multidict", "aiohttp"),
+    ("blake3", "app.assets"), ("sqlalchemy", "server.py (app.assets)"), ("aiohttp", "server.py"), ("yarl", "aiohttp"), ("multidict", "aiohttp"),
     ("propcache", "aiohttp"), ("frozenlist", "aiohttp"), ("aiosignal", "aiohttp"), ("aiohappyeyeballs", "aiohttp"),
     ("attrs", "aiohttp"), ("pydantic", "comfy_config"), ("pydantic-core", "pydantic"),
     ("pydantic-settings", "comfy_config"), ("python-dotenv", "pydantic-settings"),
