@@ -115,3 +115,26 @@ def test_report_writes_json_and_markdown(tmp_path):
     import json
     saved = json.load(open(tmp_path / gpu_check.JSON_NAME))
     assert saved["rows"][1]["speedup"] is None  # NaN is not JSON
+
+
+def test_prepare_imports_installs_missing_wheels_and_puts_them_on_the_path(tmp_path, monkeypatch):
+    name = "freeaccel_carry_probe"
+    dist_info = f"{name}-1.0.dist-info"
+    wheel = tmp_path / "wheels" / f"{name}-1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"{name}/__init__.py", "VALUE = 42\n")
+        archive.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        archive.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                               "Tag: py3-none-any\n")
+        archive.writestr(f"{dist_info}/RECORD", f"{name}/__init__.py,,\n{dist_info}/METADATA,,\n"
+                                                f"{dist_info}/WHEEL,,\n{dist_info}/RECORD,,\n")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    report = gpu_check.prepare_imports(str(tmp_path))
+    assert report["installed"] == [wheel.name] and "install_error" not in report
+    assert str(tmp_path / "site") in sys.path and os.environ["PYTHONPATH"] == str(tmp_path / "site")
+    try:
+        assert importlib.import_module(name).VALUE == 42
+    finally:
+        sys.modules.pop(name, None)
