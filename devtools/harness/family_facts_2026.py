@@ -232,8 +232,9 @@ FACTS = {
                          "keyframe condition rows (when given), target audio (2 rows per audio latent frame), "
                          "target video; layout.segments names the spans"},
         notes="Batch size 1 only: cond and uncond always run as separate model calls. The audio stream is "
-              "rescaled onto the video schedule outside the DIFFUSION_MODEL wrapper. mod_segments carries the "
-              "per-segment modulation rows (audio has its own timestep)."),
+              "rescaled onto the video schedule outside the DIFFUSION_MODEL wrapper. A dit replacement finds the "
+              "streams in args['mod_segments']: (start, stop, modulation row) spans of img whose row % 3 is the "
+              "modality (0 video, 1 text, 2 audio; audio has its own timestep, hence its own rows)."),
     "kandinsky5": _family(
         "Kandinsky 5 video", "Kandinsky5", "Kandinsky5", "comfy.ldm.kandinsky5.model.Kandinsky5", V080,
         {"text_transformer_blocks": None, "visual_transformer_blocks": "double_block"},

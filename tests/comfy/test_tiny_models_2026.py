@@ -271,6 +271,17 @@ if "minimax_h3" in PRESENT:  # 0.33.0 on
         layout = minimax.PackedLayout(tiny.TEXT_TOKENS, frames, height, width, audio.shape[-1])
         text, audio_tokens = tiny.TEXT_TOKENS, 2 * audio.shape[-1]
         video_tokens = frames * (height // 2) * (width // 2)
+        spans = [(0, text), (text, text + audio_tokens), (text + audio_tokens, text + audio_tokens + video_tokens)]
         assert [tuple(segment) for segment in layout.segments] == [
-            (0, text, "text"), (text, text + audio_tokens, "audio"),
-            (text + audio_tokens, text + audio_tokens + video_tokens, "video")]
+            (*spans[0], "text"), (*spans[1], "audio"), (*spans[2], "video")]
+
+        # what a dit replacement sees: the same spans, the modality in the modulation row (0 video, 1 text, 2 audio)
+        seen = []
+
+        def record_segments(args, extra):
+            seen.append([(start, stop, int(row) % 3) for start, stop, row in args["mod_segments"]])
+            return extra["original_block"](args)
+        model = case.patcher.clone()
+        model.set_model_patch_replace(record_segments, "dit", "double_block", 0)
+        tiny.sample(case, model=model, steps=1, cfg=1.0)
+        assert seen == [[(*spans[0], 1), (*spans[1], 2), (*spans[2], 0)]]
