@@ -82,7 +82,7 @@ def artifacts(comfy_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def browser(frontend, server, tmp_path_factory):
+def browser(frontend, request, tmp_path_factory):
     static, reason = frontend
     if static is None:
         _unavailable(reason)
@@ -96,6 +96,7 @@ def browser(frontend, server, tmp_path_factory):
     except ImportError:
         _unavailable(f"selenium is not installed in {sys.executable}'s environment; {INSTALL_HINT}")
 
+    server = request.getfixturevalue("server")  # only once the browser can run: starting ComfyUI takes a while
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
@@ -189,10 +190,14 @@ def test_bundled_workflow_opens_and_queues(browser, server, artifacts, name):
     driver = browser
     file_workflow = load_workflow(name)
     expected_ids = sorted(str(node["id"]) for node in file_workflow["nodes"])  # newer frontends use string ids
-    _open_from_templates_panel(driver, server, name)
-    _wait(driver, "return JSON.stringify(window.app.graph._nodes.map(n => String(n.id)).sort())"
-                  " === arguments[0]", f"{name}'s nodes in the graph",
-          json.dumps(expected_ids, separators=(",", ":")))
+    try:
+        _open_from_templates_panel(driver, server, name)
+        _wait(driver, "return JSON.stringify(window.app.graph._nodes.map(n => String(n.id)).sort())"
+                      " === arguments[0]", f"{name}'s nodes in the graph",
+              json.dumps(expected_ids, separators=(",", ":")))
+    except AssertionError:
+        driver.save_screenshot(os.path.join(artifacts, f"{name}-not-loaded.png"))
+        raise
     time.sleep(1.5)  # dialogs the load opens (missing nodes, missing models) appear after the graph
     dialogs = driver.execute_script(VISIBLE_DIALOGS)
     graph = driver.execute_script(LOADED_GRAPH)
