@@ -2,8 +2,8 @@
 
 ``python -m bench.head_sparse_timing [--grids 9x30x52,21x30x52] [--mixes ...] [--dtype fp32] [--repeats 1]`` times
 ``kernels.head_sparse.head_sparse_attention`` with each head-pattern mix and
-``torch.nn.functional.scaled_dot_product_attention`` on the same random q, k, v [1, 12, L, 128] (WAN 2.1 1.3B: 12
-heads of 128; its self-attention holds only the video tokens, text enters through cross-attention), 2 threads, one
+``torch.nn.functional.scaled_dot_product_attention`` on the same random q, k, v [1, 12, L, 128] (split from [1, L, 12 * 128] as ComfyUI's attention override
+passes them; WAN 2.1 1.3B: 12 heads of 128; its self-attention holds only the video tokens, text enters through cross-attention), 2 threads, one
 after the other in each repeat, and prints a markdown table:
 
 - dense / sparse seconds: medians over the repeats;
@@ -98,7 +98,9 @@ def time_grid(grid, mixes, dtype, repeats):
     settings = head_patterns.HeadPatternSettings()
     shapes = settings.shapes
     generator = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, HEADS, layout.video_len, HEAD_DIM, generator=generator).to(dtype) for _ in range(3))
+    # [1, L, H*D] split into heads, as the attention override receives them (the rows of a head are not contiguous)
+    q, k, v = (torch.randn(1, layout.video_len, HEADS * HEAD_DIM, generator=generator).to(dtype)
+               .unflatten(-1, (HEADS, HEAD_DIM)).transpose(1, 2) for _ in range(3))
 
     def dense():
         return F.scaled_dot_product_attention(q, k, v)

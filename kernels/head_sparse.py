@@ -159,6 +159,12 @@ def _pattern_attention(q, k, v, layout, pattern, shapes, mask, backend, scale):
             _log_once(("dense", pattern, grid, radii), "head-sparse attention: the %s pattern (radii %s) computes no "
                       "fewer pairs than dense attention on the %s grid; those heads run dense", pattern, radii, grid)
         return attention(q, k, v, backend=backend, mask=mask, scale=scale)
+    if pattern == FRAME and mask is None and q.shape[2] == layout.video_len:
+        # video tokens only (WAN's self-attention): frames become heads, [B, h, F*n, D] -> [B, h*F, n, D], a view of
+        # contiguous rows, so nothing is gathered
+        batch, heads, _, dim = q.shape
+        frames = (x.reshape(batch, heads * layout.frames, -1, dim) for x in (q, k, v))
+        return attention(*frames, backend=backend, scale=scale).view(q.shape)
     key_mask = None if mask is None else _key_mask(mask)
     if mask is not None and key_mask is None:
         _log_once(("mask", pattern, grid, radii), "head-sparse attention: the attention mask differs per query; the "

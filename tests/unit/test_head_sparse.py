@@ -84,6 +84,17 @@ def test_each_pattern_equals_dense_masked_reference(pattern):
     assert (out - reference(q, k, v, [pattern] * 2)).abs().max().item() < 1e-5
 
 
+def test_frame_pattern_without_other_tokens_equals_frame_masked_reference():
+    video_only = VideoLayout(3, 5, 7)
+    q, k, v = qkv(3, seq_len=video_only.video_len)
+    q = q.transpose(1, 2).contiguous().transpose(1, 2)  # heads split from [B, L, H*D], as ComfyUI passes them
+    frame = torch.arange(video_only.video_len) // 35
+    mask = (frame[:, None] == frame[None, :])[None, None]
+    out = head_sparse_attention(q, k, v, video_only, [FRAME, DENSE, FRAME], SHAPES)
+    expected = attention(q, k, v, backend="math", mask=torch.cat([mask, torch.ones_like(mask), mask], dim=1))
+    assert (out - expected).abs().max().item() < 1e-5
+
+
 def test_mixed_heads_equal_per_head_references():
     patterns = [WINDOW, DENSE, TEMPORAL, FRAME, WINDOW]  # the window heads are not contiguous
     q, k, v = qkv(5)
