@@ -7,7 +7,7 @@ from server_client import REPO_ROOT, Session, bundled_workflows, get_json, load_
 
 NODE_SCHEMAS = os.path.join(REPO_ROOT, "tests", "data", "node_schemas.json")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-STEPS = 6
+STEPS = 20
 LONG_STEPS = 10000  # the interrupted run: far longer than the time the interrupt takes to land
 
 
@@ -56,13 +56,14 @@ def test_workflow_templates_lists_every_bundled_workflow(server):
 
 
 def tiny_wan_prompt(object_info, steps, nonce):
-    """UNETLoader (the test nodes' tiny WAN file) -> FreeAccel_AdaCache (its defaults) -> ModelNonce -> KSampler ->
+    """UNETLoader (the test nodes' tiny WAN file) -> FreeAccel_AdaCache (defaults, preset fast_30) -> ModelNonce -> KSampler ->
     FreeAccelTest_LatentHash. The nonce re-runs the sampler with the same (cached) AdaCache model object."""
     unet_files = object_info["UNETLoader"]["input"]["required"]["unet_name"]
     choices = unet_files[0] if isinstance(unet_files[0], list) else unet_files[1]["options"]
     assert "freeaccel_tiny_wan21.safetensors" in choices, f"the test nodes' tiny WAN is not listed: {choices}"
     adacache = {name: spec[1]["default"] for name, spec in
                 object_info["FreeAccel_AdaCache"]["input"]["required"].items() if name != "model"}
+    adacache["preset"] = "fast_30"  # the preset that reuses most, so that cached state exists when interrupted
     text = {"tokens": 16, "dim": 4096, "pooled_dim": 0}
     return {
         "1": {"class_type": "UNETLoader",
@@ -115,7 +116,8 @@ def test_prompt_runs_is_interrupted_and_runs_again_identically(server):
     values = [value for value, _ in steps_seen]
     assert steps_seen and values == sorted(set(values)) and steps_seen[-1] == (STEPS, STEPS) \
         and all(total == STEPS for _, total in steps_seen), f"KSampler progress on the websocket: {steps_seen}"
-    assert "AdaCache: computed" in server.log_text(), "AdaCache logged no run summary: it did not act"
+    computed = [int(n) for n in re.findall(rf"AdaCache: computed (\d+) of {STEPS} steps", server.log_text())]
+    assert computed and computed[0] < STEPS, f"AdaCache reused no step of the fresh run (computed {computed} of {STEPS})"
 
     assert progress["max"] == LONG_STEPS and progress["value"] < LONG_STEPS
     assert interrupted[-1][0] == "execution_interrupted", interrupted[-1]
