@@ -6,21 +6,14 @@ time: take the ``comfy_rt`` / ``tiny`` fixtures (``bench`` itself is importable:
 root to sys.path).
 """
 import pytest
+from comfyui_checkout import comfyui_or_skip
 
 from devtools.harness import comfy_env
-
-NO_COMFYUI = ("no ComfyUI checkout: set COMFYUI_PATH to a ComfyUI checkout (or install this pack as "
-              "<ComfyUI>/custom_nodes/<pack>) to run tests/comfy")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def comfy_rt(tmp_path_factory):
-    try:
-        comfy_path = comfy_env.find_comfyui()
-    except ValueError as exc:  # COMFYUI_PATH set but wrong: a misconfigured run must fail, not skip
-        pytest.fail(str(exc), pytrace=False)
-    if comfy_path is None:
-        pytest.skip(NO_COMFYUI)
+    comfy_path = comfyui_or_skip()
     runtime = comfy_env.boot(comfy_path, str(tmp_path_factory.mktemp("comfy_base")))
     import torch
     # The tiny models gain nothing from intra-op threads, and on a shared CPU the OpenMP spin-waits of a second

@@ -12,15 +12,13 @@ import re
 import sys
 
 import pytest
+from comfyui_checkout import comfyui_or_skip
 
-from devtools.harness import comfy_env
 from devtools.harness.server import ComfyServer
 
 from server_client import REPO_ROOT
 
 TEST_NODES = os.path.join(REPO_ROOT, "tests", "data", "custom_nodes", "freeaccel_test_nodes")
-NO_COMFYUI = ("no ComfyUI checkout: set COMFYUI_PATH to a ComfyUI checkout (or install this pack as "
-              "<ComfyUI>/custom_nodes/<pack>) to run tests/server")
 
 
 def ui_deps_dir():
@@ -51,13 +49,7 @@ def frontend_static(comfy_path):
 
 @pytest.fixture(scope="session")
 def comfy_path():
-    try:
-        path = comfy_env.find_comfyui()
-    except ValueError as exc:  # COMFYUI_PATH set but wrong: a misconfigured run must fail, not skip
-        pytest.fail(str(exc), pytrace=False)
-    if path is None:
-        pytest.skip(NO_COMFYUI)
-    return path
+    return comfyui_or_skip()
 
 
 @pytest.fixture(scope="session")

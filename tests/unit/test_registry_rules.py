@@ -21,7 +21,7 @@ def _ignored_prefixes():
 
 
 def _python_files():
-    skip = {".git", ".venv", ".venv-ci", "runtime", "out", "__pycache__"}
+    skip = {".git", ".venv", ".venv-ci", ".device_carry", "runtime", "out", "__pycache__"}
     unpublished = _ignored_prefixes()
     found = []
     for folder, subfolders, names in os.walk(ROOT):
