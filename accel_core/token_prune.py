@@ -11,7 +11,7 @@ pruning) or, with merging, the mean of each kept token's group. In a DiT the "st
 the range's first block ranks the tokens, the range runs on the K rows, and after it every token is refilled the
 same way.
 
-Choices that are ours (the paper's text was unavailable; see docs/results.md for the measurements behind them):
+Choices that are ours (the paper's text was unavailable; see bench/NOTES.md for the measurements behind them):
   * G-WPR weighting: attention probabilities averaged over heads, uniform start s0 = 1/N, s <- A^T s renormalised to
     sum 1 each round (a power iteration of the attention graph). One round equals the attention each token receives.
   * Similarity: cosine similarity of the token features at pruning time.
@@ -174,7 +174,7 @@ def recover_residual(features: torch.Tensor, keep_index: torch.Tensor, kept_out:
     pruned token keeps its own features from pruning time plus the update (output - input) that its source kept
     token received (see recovery_source). Copying the source's whole output instead would replace the token's own
     features: in a DiT the residual stream is the only carrier of a token's identity, and on the trained tiny UNets
-    it lost 4-9 dB (docs/results.md).
+    it lost 4-9 dB (bench/NOTES.md).
     """
     features = features.to(kept_out.dtype)
     refilled = add_source_update(features, gather_tokens(features, keep_index), kept_out, source)
@@ -207,7 +207,7 @@ class TokenPlan:
     Pruning (AT-EDM): the K rows are the kept tokens; a pruned token later adds its source's update. Merging (our
     choice, ToMe-style): the K rows are the means of the groups {kept token + the pruned tokens whose source it is},
     and every token adds its group's update; on the trained tiny UNets this gained 1.3-4.2 dB over pruning at the
-    same FLOPs (docs/results.md)."""
+    same FLOPs (bench/NOTES.md)."""
 
     def __init__(self, keep_index, source, tokens, merge):
         self.keep_index, self.source, self.tokens = keep_index, source, tokens
