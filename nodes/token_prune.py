@@ -239,7 +239,7 @@ def _install_unet_stages(installer, settings):
                          f"attention stages are at downsample {','.join(map(str, present))}")
     for (path, _, _), stage in zip(entries, stages):
         installer.object_patch(path, PrunedSpatialTransformer(patcher.get_model_object(path), stage, settings))
-    log.info("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
+    log.debug("TokenPrune: %d attention stages patched (ratio %.2f, dsap %s)", len(entries), settings.ratio,
              "on" if settings.dsap else "off")
 
 
@@ -332,7 +332,7 @@ def _install_block_range(installer, settings, family):
         installer.block("double_block", index, functools.partial(_range_block, block_range, index))
     if family == "flux":
         installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _control_apply_model)
-    log.info("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last, settings.ratio,
+    log.debug("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last, settings.ratio,
              "on" if settings.dsap else "off")
 
 
