@@ -54,6 +54,11 @@ class Codebook:
                 return rate
         return self.rates[-1]
 
+    @property
+    def reuses(self) -> bool:
+        """Whether any distance reuses a step (a preset scaled to a few-step run has only rate 1 left)."""
+        return max(self.rates) > 1
+
     def __str__(self):
         return ",".join(f"{t:g}:{r}" for t, r in zip(self.thresholds, self.rates))
 

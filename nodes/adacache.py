@@ -66,9 +66,11 @@ class _RunContext:
     def __init__(self, settings, model_sampling, sample_sigmas):
         self.sigmas = [float(s) for s in sample_sigmas]
         steps = len(self.sigmas) - 1
-        codebook = adacache.resolve_codebook(
-            settings.preset, settings.custom_codebook,
-            adacache.effective_steps(model_sampling.percent_to_sigma, self.sigmas))
+        effective = adacache.effective_steps(model_sampling.percent_to_sigma, self.sigmas)
+        codebook = adacache.resolve_codebook(settings.preset, settings.custom_codebook, effective)
+        if settings.preset != adacache.CUSTOM and not codebook.reuses:  # e.g. a 4-step distilled run
+            log.info("AdaCache: preset %s scaled to %d effective steps reuses no step; this run computes every step "
+                     "(a custom codebook reuses as written)", settings.preset, effective)
         self.key_order = {}
         self.run = adacache.AdaCacheRun(
             codebook, steps, settings.moreg_config(), storage_device=torch.device("cpu") if settings.offload else None,

@@ -261,3 +261,16 @@ def test_moreg_run_minimum_reference_hand_trace():
     assert [r.distance for r in records] == pytest.approx([None, 0.05, 0.05, 0.7375, 0.1125])
     assert [r.rate for r in records] == [1, 3, 3, 1, 2]
     assert decisions.motion_floor == 0.2
+
+
+@pytest.mark.parametrize("preset, steps, reuses", [("fast_30", 4, False), ("fast_30", 6, False), ("fast_30", 8, True),
+                                                   ("medium_30", 8, False), ("medium_30", 9, True),
+                                                   ("slow_30", 10, False), ("slow_30", 30, True)])
+def test_presets_scaled_to_few_steps_reuse_nothing(preset, steps, reuses):
+    # rates scale with steps / reference steps and never fall below 1: at few steps only rate 1 is left
+    assert resolve_codebook(preset, "", steps).reuses is reuses
+
+
+def test_a_custom_codebook_reuses_as_written():
+    assert resolve_codebook("custom", "0.5:2,1.0:1", 4).reuses
+    assert not parse_codebook("1.00:1").reuses
