@@ -19,6 +19,9 @@ or the enclosing checkout; --build into workflows/ needs ComfyUI BUILT_ON, 0.3.7
     python -m devtools.workflows.builder --build TECHNIQUE  write workflows/<name>.json and its thumbnail <name>.jpg
                                                             for each Example in the WORKFLOWS of
                                                             devtools/workflows/TECHNIQUE.py ({file name: Example})
+
+The examples' texts (titles, descriptions, notes) are data, in examples.json beside this module; each technique
+module holds the graphs and pairs them with its texts through examples().
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from .ui_format import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS_DIR = REPO_ROOT / "workflows"
+EXAMPLE_TEXTS = Path(__file__).with_name("examples.json")
 TECHNIQUES = ("adacache", "temporal_prune", "token_prune", "motion_transfer")  # modules defining WORKFLOWS
 # The bundled workflows are built on the oldest supported ComfyUI: newer versions load what it writes, not the reverse
 # (0.33's save nodes declare an IMAGE output that 0.3.75's do not have).
@@ -95,6 +99,22 @@ class Example:
     build: Callable
 
 
+def examples(technique, builds, **fields) -> dict[str, Example]:
+    """A technique module's WORKFLOWS: {file name: Example} with the texts of EXAMPLE_TEXTS[technique] and the
+    graphs of ``builds`` ({file name: build function}). The technique's note is a template: each workflow's
+    ``note_extra`` fills its {extra}; ``fields`` fill the other {name}s of the note and the descriptions."""
+    texts = json.loads(EXAMPLE_TEXTS.read_text(encoding="utf-8"))[technique]
+    if set(texts["workflows"]) != set(builds):
+        raise ValueError(f"{technique}: {EXAMPLE_TEXTS.name} has texts for {sorted(texts['workflows'])}, "
+                         f"the module builds {sorted(builds)}")
+    workflows = {}
+    for name, text in texts["workflows"].items():
+        note_fields = dict(fields, extra=text["note_extra"]) if "note_extra" in text else fields
+        workflows[name] = Example(title=text["title"], description=text["description"].format(**fields),
+                                  note=texts["note"].format(**note_fields), build=builds[name])
+    return workflows
+
+
 def wan21_loaders(wf):
     """UNETLoader, CLIPLoader and VAELoader of WAN 2.1 T2V 1.3B with ComfyUI's repackaged file names; returns the
     three handles."""
@@ -104,9 +124,19 @@ def wan21_loaders(wf):
     return unet, clip, vae
 
 
-def wan21_text_to_video(wf):
-    """The WAN 2.1 T2V front of an example: loaders, the fox prompt pair and ModelSamplingSD3 shift 8; returns the
-    shifted model, positive, negative and VAE handles."""
+def freeaccel_patch(wf, model, node_type, **widgets):
+    """One of our model-patch nodes, fed the MODEL of ``model`` and boxed in the FreeAccel group; returns its
+    handle."""
+    patch = wf.add(node_type, **widgets)
+    wf.link(model, "MODEL", patch, "model")
+    wf.group("FreeAccel", [patch])
+    return patch
+
+
+def wan21_text_to_video_example(wf, save_type, filename_prefix, node_type, **widgets):
+    """The WAN 2.1 T2V example around one of our model-patch nodes (``node_type`` with ``widgets``): loaders, the fox
+    prompt pair, ModelSamplingSD3 shift 8, the patch, 33 frames of 832x480 sampled in 30 uni_pc steps at cfg 6, and
+    ``save_type`` at 16 fps."""
     unet, clip, vae = wan21_loaders(wf)
     positive = wf.add("CLIPTextEncode", text="a red fox running through fresh snow, tracking shot")
     negative = wf.add("CLIPTextEncode", text="blurry, static, low quality")
@@ -114,7 +144,12 @@ def wan21_text_to_video(wf):
     wf.link(clip, "CLIP", negative, "clip")
     shift = wf.add("ModelSamplingSD3", shift=8.0)
     wf.link(unet, "MODEL", shift, "model")
-    return shift, positive, negative, vae
+    patch = freeaccel_patch(wf, shift, node_type, **widgets)
+    latent = wf.add("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+    wf.sample_decode_save((patch, "MODEL"), (positive, "CONDITIONING"), (negative, "CONDITIONING"),
+                          (latent, "LATENT"), (vae, "VAE"),
+                          dict(seed=42, steps=30, cfg=6.0, sampler_name="uni_pc", scheduler="simple", denoise=1.0),
+                          save_type, dict(filename_prefix=filename_prefix, fps=16.0))
 
 
 class Workflow:

@@ -1,20 +1,8 @@
-"""FreeAccel_MotionTransferGuider's example workflow: WAN 2.1, with the reference clip generated in the workflow."""
-from .builder import Example, wan21_loaders
+"""FreeAccel_MotionTransferGuider's example workflow: WAN 2.1, with the reference clip generated in the workflow;
+its texts are in examples.json."""
+from .builder import examples, wan21_loaders
 
 FRAMES, WIDTH, HEIGHT = 33, 832, 480
-
-_NOTE = (
-    "**Motion Transfer Guider (FastVMT)** transfers the motion of a reference video to a new prompt, training-free. "
-    "At the first `guided_steps` steps it optimises the latent (AdamW, `iterations` per step) so that the attention "
-    "motion flow of block `amf_block` matches the reference's; `fastvmt` mode compares each frame with its next "
-    "`temporal_span`-1 frames through a local search window and reuses gradients (`recompute_every`), `ditflow` is "
-    "the unaccelerated baseline.\n\n"
-    "The reference clip is generated here (the **Reference clip** group: a dog running left to right), so the "
-    "workflow runs as it is. Its latent is both the motion reference and the SDEdit start: BasicScheduler `denoise` "
-    "0.75 noises it to the first guided step, as FastVMT does.\n\n"
-    f"**Your own video instead:** Load Video -> Get Video Components -> Image From Batch (`length` {FRAMES}) -> "
-    f"Upscale Image ({WIDTH}x{HEIGHT}, crop center) -> VAE Encode, and link its LATENT to the guider's `reference` "
-    "and to SamplerCustomAdvanced's `latent_image`. The reference and the output have the same length and size.")
 
 
 def _wan21_motion_transfer(wf):
@@ -62,11 +50,5 @@ def _wan21_motion_transfer(wf):
     wf.group("FreeAccel", [guider])
 
 
-WORKFLOWS = {
-    "wan21_motion_transfer.json": Example(
-        title="WAN 2.1 motion transfer (FastVMT)",
-        description="Generates a reference clip, then makes a new subject move the way it moves. WAN 2.1 T2V 1.3B, "
-                    f"{WIDTH}x{HEIGHT}, {FRAMES} frames.",
-        note=_NOTE,
-        build=_wan21_motion_transfer),
-}
+WORKFLOWS = examples("motion_transfer", {"wan21_motion_transfer.json": _wan21_motion_transfer},
+                     frames=FRAMES, width=WIDTH, height=HEIGHT)
