@@ -128,9 +128,9 @@ def flow_matching_loss(model, clean, context, sigma, noise):
 
 def make_rope_differentiable():
     """WanModel calls comfy_kitchen's fused RoPE op when that package is installed, and the op has no backward.
-    The pack's motion-transfer guider needs the same gradient and registers the op's backward process-wide (forward
-    results unchanged); training reuses that registration."""
-    current_runtime().pack_module("nodes.integration.rope_autograd").ensure_rope_backward()
+    The pack's motion-transfer guider needs the same gradient: its context manager gives the op a backward within
+    the block (forward results unchanged); training runs its steps inside it."""
+    return current_runtime().pack_module("nodes.integration.rope_autograd").rope_backward()
 
 
 def train(config, *, progress=True):
@@ -145,12 +145,12 @@ def train(config, *, progress=True):
     eval_before = _eval_loss(model, eval_batch)
     losses = []
     bar = _progress(config.steps, progress)
-    make_rope_differentiable()
-    for step in range(config.steps):
-        losses.append(_optimizer_step(config, model, params, optimizer, step))
-        schedule.step()
-        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", refresh=False)
-        bar.update()
+    with make_rope_differentiable():
+        for step in range(config.steps):
+            losses.append(_optimizer_step(config, model, params, optimizer, step))
+            schedule.step()
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}", refresh=False)
+            bar.update()
     bar.close()
     return model, losses, eval_before, _eval_loss(model, eval_batch)
 
@@ -192,11 +192,11 @@ def calibrate_steps(config):
     params = list(model.diffusion_model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     start = None
-    make_rope_differentiable()
-    for step in range(1 + CALIBRATION_STEPS):  # the first step (allocations, lazy inits) is not timed
-        if step == 1:
-            start = time.perf_counter()
-        _optimizer_step(config, model, params, optimizer, step)
+    with make_rope_differentiable():
+        for step in range(1 + CALIBRATION_STEPS):  # the first step (allocations, lazy inits) is not timed
+            if step == 1:
+                start = time.perf_counter()
+            _optimizer_step(config, model, params, optimizer, step)
     per_step = (time.perf_counter() - start) / CALIBRATION_STEPS
     return max(1, int(config.minutes * 60 / per_step))
 

@@ -275,7 +275,7 @@ def test_bad_inputs_fail_prompt_validation(comfy_rt, inputs, message):
                "end_percent": 1.0, "offload": False, "moreg_normaliser": 0.385, "moreg_exponent": 8.0, **inputs}
     direct = node.validate_inputs(**{k: v for k, v in widgets.items() if k not in ("moreg", "offload")})
     assert isinstance(direct, str) and message in direct
-    with pytest.raises(ValueError, match="AdaCache: "):
+    with pytest.raises(ValueError, match=r"^AdaCache \+ MoReg: "):
         node.execute(None, **widgets)
     prompt = {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "missing.safetensors", "weight_dtype": "default"}},

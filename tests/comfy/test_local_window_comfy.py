@@ -128,7 +128,7 @@ def test_local_window_rejects_unsupported_family_and_settings(comfy_rt, tiny):
     with pytest.raises(ValueError, match="supported families: WAN 2.1 / 2.2, HunyuanVideo, LTX-Video, Mochi"):
         _window(comfy_rt, case.patcher, 1, 3, 3)
     video = tiny.build("wan21", frames=FRAMES)
-    with pytest.raises(ValueError, match=r"LocalWindowAttention: start_percent \(0.8\) must not exceed end_percent"):
+    with pytest.raises(ValueError, match=r"Local Window Attention: start_percent \(0.8\) must not exceed end_percent"):
         _window(comfy_rt, video.patcher, 1, 3, 3, start=0.8, end=0.2)
 
 

@@ -128,7 +128,7 @@ def test_guider_validation_message(comfy_rt):
 
 def test_guider_rejects_invalid_settings(comfy_rt, tiny):
     case = tiny.build("wan21", frames=FRAMES)
-    with pytest.raises(ValueError, match="MotionTransferGuider: iterations must be at least 1"):
+    with pytest.raises(ValueError, match=r"Motion Transfer Guider \(FastVMT\): iterations must be at least 1"):
         _guider(comfy_rt, case, moving_reference(case.latent.shape), iterations=0)
 
 

@@ -35,10 +35,19 @@ def last_run(tp, run_state):
 @pytest.fixture(scope="module")
 def running(tp, run_state):
     """fn(patched) -> fn() giving the state of the run in progress (None between runs), for module hooks that get
-    no transformer_options (as the node's own SVD patches)."""
+    no transformer_options (as the node's own SVD patches). The node's RunHook holds no state, so an OUTER_SAMPLE
+    wrapper added after it (hence run inside it) reads the run's state from the guider's model_options."""
     def current_of(patched):
-        hook, = (h for h in patched.get_wrappers(run_state.OUTER_SAMPLE, tp.KEY) if isinstance(h, run_state.RunHook))
-        return lambda: hook.current
+        seen = [None]
+
+        def spy(executor, *args, **kwargs):
+            seen[0] = run_state.run_state(executor.class_obj.model_options.get("transformer_options"), tp.KEY)
+            try:
+                return executor(*args, **kwargs)
+            finally:
+                seen[0] = None
+        patched.add_wrapper_with_key(run_state.OUTER_SAMPLE, "test_running_spy", spy)
+        return lambda: seen[0]
     return current_of
 
 
@@ -94,21 +103,22 @@ def test_validate_inputs_messages(comfy_rt, tp):
     assert "calibration_steps" in node.validate_inputs(ratio=0.5, mode="skip", start_percent=0.2, calibration_steps=0)
     # inputs fed by links are not passed: they keep the defaults
     assert node.validate_inputs() is True
-    assert node.validate_inputs(mode="drop") == "mode must be one of identity, skip, got 'drop'"
+    assert node.validate_inputs(mode="drop") == ("TemporalAttnPrune (F3): mode must be one of identity, skip, "
+                                                 "got 'drop'")
 
 
 def test_invalid_settings_are_rejected_at_apply(comfy_rt, tiny, tp, core):
     case = _case(tiny, "wan21")
-    with pytest.raises(ValueError, match="^TemporalAttnPrune: ratio must be between 0 and 1, got 1.5$"):
+    with pytest.raises(ValueError, match=r"^TemporalAttnPrune \(F3\): ratio must be between 0 and 1, got 1.5$"):
         _apply(tp, core, case.patcher, ratio=1.5)
-    with pytest.raises(ValueError, match="^TemporalAttnPrune: calibration_steps must be at least 1, got 0$"):
+    with pytest.raises(ValueError, match=r"^TemporalAttnPrune \(F3\): calibration_steps must be at least 1, got 0$"):
         _apply(tp, core, case.patcher, calibration_steps=0)
 
 
 @pytest.mark.parametrize("family", ["flux", "sd15"])
 def test_unsupported_model_is_rejected(comfy_rt, tiny, tp, core, family):
     families = comfy_rt.pack_module("accel_core.families")
-    with pytest.raises(families.UnsupportedModelError, match="temporal_prune: .*supported families: .*WAN"):
+    with pytest.raises(families.UnsupportedModelError, match=r"TemporalAttnPrune \(F3\): .*supported families: .*WAN"):
         _apply(tp, core, tiny.build(family).patcher)
 
 

@@ -3,6 +3,7 @@
 import functools
 import logging
 import math
+import re
 
 import pytest
 import torch
@@ -364,8 +365,8 @@ SUPPORTED = "supported families: SD 1.5, SDXL, Flux / Chroma, WAN 2.1 / 2.2"
 
 
 @pytest.mark.parametrize("family,message", [
-    ("svd", f"token_prune: model 'SVD_img2vid' is not supported; {SUPPORTED}"),
-    ("hunyuan_video", f"token_prune: model 'HunyuanVideo' is not supported; {SUPPORTED}")])
+    ("svd", re.escape(f"TokenPrune (G-WPR / DSAP): model 'SVD_img2vid' is not supported; {SUPPORTED}")),
+    ("hunyuan_video", re.escape(f"TokenPrune (G-WPR / DSAP): model 'HunyuanVideo' is not supported; {SUPPORTED}"))])
 def test_unsupported_models_fail_clearly(comfy_rt, tiny, tp_node, tp_core, family, message):
     case = tiny.build(family)
     with pytest.raises(ValueError, match=message):
@@ -375,9 +376,10 @@ def test_unsupported_models_fail_clearly(comfy_rt, tiny, tp_node, tp_core, famil
 def test_node_validation_messages(comfy_rt):
     node = comfy_rt.node_class("FreeAccel_TokenPrune")
     assert node.validate_inputs(ratio=0.5, dsap_percent=0.3, levels="auto") is True
-    assert node.validate_inputs(ratio=0.96) == "ratio must be within [0, 0.95], got 0.96"
-    assert node.validate_inputs(ratio=-0.1) == "ratio must be within [0, 0.95], got -0.1"
-    assert node.validate_inputs(dsap_percent=1.2) == "dsap_percent must be within [0, 1], got 1.2"
+    name = "TokenPrune (G-WPR / DSAP)"
+    assert node.validate_inputs(ratio=0.96) == f"{name}: ratio must be within [0, 0.95], got 0.96"
+    assert node.validate_inputs(ratio=-0.1) == f"{name}: ratio must be within [0, 0.95], got -0.1"
+    assert node.validate_inputs(dsap_percent=1.2) == f"{name}: dsap_percent must be within [0, 1], got 1.2"
     assert "levels is empty" in node.validate_inputs(levels=" ")
     assert "'3' is not a downsample factor" in node.validate_inputs(levels="1,3")
 
@@ -643,11 +645,12 @@ def test_dit_step_flops_match_prediction(comfy_rt, tiny, tp_node, tp_core, famil
 
 def test_dit_block_range_errors(comfy_rt, tiny, tp_node, tp_core):
     case = tiny.build("flux")
-    with pytest.raises(ValueError, match=r"token_prune: block range 2\.\.4 does not fit this model's 4 Flux "
-                                         r"double-stream blocks \(indices 0\.\.3"):
+    with pytest.raises(ValueError, match=r"^TokenPrune \(G-WPR / DSAP\): block range 2\.\.4 does not fit this model's "
+                                         r"4 Flux double-stream blocks \(indices 0\.\.3"):
         tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, block_start=2, block_end=4))
     node = comfy_rt.node_class("FreeAccel_TokenPrune")
-    assert node.validate_inputs(block_start=3, block_end=1) == "block_end (1) must not be below block_start (3)"
+    assert (node.validate_inputs(block_start=3, block_end=1)
+            == "TokenPrune (G-WPR / DSAP): block_end (1) must not be below block_start (3)")
     assert node.validate_inputs(block_start=3, block_end=-1) is True
 
 
@@ -690,12 +693,14 @@ def test_dit_token_prune_twice_replaces_the_earlier_one(comfy_rt, tiny, tp_node,
 
 
 def test_adacache_after_token_prune_fails_with_the_order_to_use(comfy_rt, tiny, tp_node, tp_core):
-    """AdaCache applied to a TokenPrune model would measure its metric block on pruned tokens; it says what to do."""
+    """AdaCache applied to a TokenPrune model would measure its metric block on pruned tokens: applying it fails
+    and says what to do."""
     case = tiny.build("wan21")
     pruned = tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5))
-    both = _adacache(comfy_rt, pruned)
-    with pytest.raises(ValueError, match=r"Apply AdaCache first and the pruning node after it"):
-        tiny.sample(case, model=both, steps=4)
+    with pytest.raises(ValueError, match=r"^AdaCache \+ MoReg: must come before TokenPrune \(G-WPR / DSAP\) "
+                                         r"\(AdaCache measures .*\): connect loader -> AdaCache \+ MoReg -> "
+                                         r"TokenPrune \(G-WPR / DSAP\)$"):
+        _adacache(comfy_rt, pruned)
 
 
 # --- drift: what TokenPrune copies from ComfyUI, pinned against ComfyUI itself -------------------------------------
@@ -801,5 +806,6 @@ def test_a_renamed_comfyui_internal_disables_only_its_family(comfy_rt, tiny, tp_
     else:
         monkeypatch.setattr(tp_node, "dit_host", _module_copy(comfy_rt, "token_prune_dit", monkeypatch).dit_host)
         apply = tp_node.apply_token_prune
-    with pytest.raises(RuntimeError, match=f"token_prune: this ComfyUI lacks .*'{name}'.*FreeAccel needs an update"):
+    with pytest.raises(RuntimeError, match=rf"^TokenPrune \(G-WPR / DSAP\): this ComfyUI lacks .*'{name}'.*"
+                                           r"FreeAccel needs an update"):
         apply(case.patcher, _settings(tp_core, 0.5))

@@ -31,13 +31,13 @@ def _diffusion_models_dir():
 
 def test_wan_rope_backpropagates_for_training(comfy_rt):
     import comfy.ldm.wan.model as wan
-    train_tiny.make_rope_differentiable()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 2, 8, generator=g, requires_grad=True)
     angle = torch.randn(1, 5, 1, 4, generator=g)
     cos, sin = torch.cos(angle), torch.sin(angle)
     freqs = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # [1, 5, 1, 4, 2, 2]
-    out = wan.apply_rope1(x, freqs)  # comfy_kitchen's op where installed, else ComfyUI's torch fallback
+    with train_tiny.make_rope_differentiable():
+        out = wan.apply_rope1(x, freqs)  # comfy_kitchen's op where installed, else ComfyUI's torch fallback
     pairs = x.detach().reshape(2, 5, 2, 4, 1, 2)
     expected = (freqs[..., 0] * pairs[..., 0] + freqs[..., 1] * pairs[..., 1]).reshape(x.shape)
     assert torch.allclose(out, expected, atol=1e-6)

@@ -301,7 +301,7 @@ def test_resolve_block_range(start, end, expected):
 
 @pytest.mark.parametrize("start,end", [(0, 4), (3, 1), (-1, 0), (5, -1)])
 def test_resolve_block_range_rejects(start, end):
-    with pytest.raises(ValueError, match=r"token_prune: block range \d+\.\.\d+ does not fit this model's 4 blocks "
+    with pytest.raises(ValueError, match=r"block range \d+\.\.\d+ does not fit this model's 4 blocks "
                                          r"\(indices 0\.\.3; block_start must not exceed block_end\)"):
         tp.resolve_block_range(start, end, (1, 3), 4, "blocks")
 
