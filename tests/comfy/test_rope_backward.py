@@ -1,7 +1,15 @@
 """The RoPE backward the motion guider needs exists only inside ``rope_backward()``: the gradient through
-comfy_kitchen's fused op equals the pure-torch rotation's, and outside the block the op is forward-only again."""
+comfy_kitchen's fused op equals the pure-torch rotation's, and outside the block the op is forward-only again.
+
+comfy_kitchen comes with ComfyUI's requirements from 0.8 on; without it (a 0.3.75 install) WAN's RoPE is plain torch
+and the block changes nothing, which the second test checks instead (collected where comfy_kitchen is missing).
+"""
+import importlib.util
+
 import pytest
 import torch
+
+HAS_KITCHEN = importlib.util.find_spec("comfy_kitchen") is not None
 
 
 def _rotate(x, freqs):
@@ -15,7 +23,7 @@ def _kitchen_op():
     return torch.ops.comfy_kitchen.apply_rope1
 
 
-def test_gradient_inside_the_block_and_none_outside(comfy_rt):
+def _gradient_inside_the_block_and_none_outside(comfy_rt):
     rope = comfy_rt.pack_module("nodes.integration.rope_autograd")
     op = _kitchen_op()
     generator = torch.Generator().manual_seed(0)
@@ -36,3 +44,20 @@ def test_gradient_inside_the_block_and_none_outside(comfy_rt):
         outside = x.detach().clone().requires_grad_(True)
         with pytest.raises(RuntimeError):
             op(outside, freqs).sum().backward()  # nothing stayed registered
+
+
+def _without_comfy_kitchen_the_block_changes_nothing(comfy_rt):
+    rope = comfy_rt.pack_module("nodes.integration.rope_autograd")
+    assert rope._kitchen_rope() is None
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.randn(2, 3, requires_grad=True)
+        with rope.rope_backward():
+            y = torch.sin(x)
+        y.sum().backward()
+        assert torch.equal(x.grad, torch.cos(x.detach()))
+
+
+if HAS_KITCHEN:
+    test_gradient_inside_the_block_and_none_outside = _gradient_inside_the_block_and_none_outside
+else:
+    test_without_comfy_kitchen_the_block_changes_nothing = _without_comfy_kitchen_the_block_changes_nothing
