@@ -11,6 +11,11 @@ Host-agnostic (pure torch, no ComfyUI). A sampling run is driven step by step:
 Why one cached residual for the whole stack: the official code skips every block together with per-block residuals
 that are constant while skipping, so the skipped output equals the stack input plus the sum of those residuals, i.e.
 the stack residual of the last computed step (O(1) memory per chunk instead of O(blocks)).
+
+Models with an audio stream (LTX-2, MiniMax H3) report the audio tokens' metric residual under the ``AUDIO``
+modality: it gets its own distance and codebook rate, and a step is reused only as long as every modality's rate
+allows, so audio is never reused on a decision taken from video alone (MoReg's motion is measured on the visual
+tokens only).
 """
 import dataclasses
 import math
@@ -40,6 +45,8 @@ MOREG_REFERENCES = ("fixed", "run_minimum")
 
 FORCED_FIRST = 2  # the first step gives the first metric residual, the second the first distance
 FORCED_LAST = 2   # the final steps shape fine detail: the official code always computes them
+
+VISUAL, AUDIO = "visual", "audio"  # modalities of the metric residual; VISUAL drives MoReg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +259,9 @@ class StepRecord:
     distance: float = None  # c after division by k and MoReg, None when there was nothing to compare
     motion: float = None
     rate: int = None        # steps to the next computed step, chosen at this computed step
+    # the distances of the other modalities (e.g. audio), each with its own codebook rate; empty for visual-only models
+    modality_distances: dict = dataclasses.field(default_factory=dict)
+    limited_by: str = None  # the modality whose rate was the smallest, when it was not the visual one
 
 
 class Decisions:
@@ -278,8 +288,10 @@ class Decisions:
     def should_compute(self, step: int, cache_allowed: bool = True) -> bool:
         return self.forced(step) or not cache_allowed or step >= self.next_compute
 
-    def update(self, step: int, relative_change: float, motion: Optional[float] = None) -> StepRecord:
-        """Record a computed step; ``relative_change`` = Σ|p_t − p_prev| / Σ|p_prev| or None. Returns the record."""
+    def update(self, step: int, relative_change: float, motion: Optional[float] = None,
+               other_changes: Optional[dict] = None) -> StepRecord:
+        """Record a computed step; ``relative_change`` = Σ|p_t − p_prev| / Σ|p_prev| of the visual tokens or None,
+        ``other_changes`` the same per other modality. Returns the record."""
         record = StepRecord(step, True, motion=motion)
         if motion is not None:
             self.motion_floor = min(self.motion_floor, motion)
@@ -296,6 +308,11 @@ class Decisions:
                 self.previous_motion_factor = factor
             record.distance = distance
             record.rate = self.codebook.rate_for(distance)
+            for modality, change in (other_changes or {}).items():
+                record.modality_distances[modality] = change / k
+                rate = self.codebook.rate_for(change / k)
+                if rate < record.rate:
+                    record.rate, record.limited_by = rate, modality
         self.last_computed = step
         self.next_compute = step + record.rate
         return record
@@ -306,22 +323,27 @@ def _l1(t):
 
 
 class _MetricSums:
-    """L1 sums of one step, kept per chunk so batched and separate cond/uncond runs add up the same way."""
+    """L1 sums of one step, kept per modality and chunk so batched and separate cond/uncond runs add up the same
+    way."""
 
     def __init__(self):
-        self.terms = {}  # key -> [change, reference, motion_diff, motion_norm]
+        self.terms = {}  # modality -> key -> [change, reference, motion_diff, motion_norm]
 
-    def add(self, key, change, reference, motion_diff, motion_norm):
-        terms = self.terms.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+    def add(self, key, change, reference, motion_diff, motion_norm, modality=VISUAL):
+        terms = self.terms.setdefault(modality, {}).setdefault(key, [0.0, 0.0, 0.0, 0.0])
         for i, value in enumerate((change, reference, motion_diff, motion_norm)):
             terms[i] += value
 
-    def totals(self, order):
+    def totals(self, order, modality=VISUAL):
         totals = [0.0, 0.0, 0.0, 0.0]
-        for key in sorted(self.terms, key=order):
-            for i, value in enumerate(self.terms[key]):
+        terms = self.terms.get(modality, {})
+        for key in sorted(terms, key=order):
+            for i, value in enumerate(terms[key]):
                 totals[i] += value
         return totals
+
+    def other_modalities(self):
+        return sorted(m for m in self.terms if m != VISUAL)  # sorted: every process reduces them in one order
 
 
 class AdaCacheRun:
@@ -378,26 +400,36 @@ class AdaCacheRun:
         if not self.computing:
             record = StepRecord(self.current_step, False)
         else:
-            totals = self.sums.totals(self.key_order)
-            if self.reduce_sums is not None:
-                totals = self.reduce_sums(totals)
-            change, reference, motion_diff, motion_norm = totals
+            change, reference, motion_diff, motion_norm = self._totals(VISUAL)
             relative = change / reference if reference > 0 else None
             motion = motion_diff / motion_norm if self.decisions.moreg is not None and motion_norm > 0 else None
-            record = self.decisions.update(self.current_step, relative, motion)
+            others = {}
+            for modality in self.sums.other_modalities():
+                change, reference = self._totals(modality)[:2]
+                if reference > 0:
+                    others[modality] = change / reference
+            record = self.decisions.update(self.current_step, relative, motion, others)
             self.previous_metric.update(self.pending_metric)
         self.pending_metric = {}
         self.records.append(record)
         return record
+
+    def _totals(self, modality):
+        totals = self.sums.totals(self.key_order, modality)
+        return totals if self.reduce_sums is None else self.reduce_sums(totals)
 
     def force_compute(self) -> None:
         """This evaluation must compute after all (a chunk has no cached residual, or the state was reset)."""
         self.computing = True
 
     # --- tensors ---------------------------------------------------------------------------------------------------
-    def check_metadata(self, tensor: torch.Tensor) -> None:
-        """Reset everything when the token shape, dtype or device changes; returns False after a reset."""
-        metadata = (tuple(tensor.shape[1:]), tensor.dtype, tensor.device)
+    def check_metadata(self, tensor) -> None:
+        """Reset everything when the token shape, dtype or device changes (``tensor``: the stack input, or a tuple
+        of its streams); returns False after a reset."""
+        if isinstance(tensor, torch.Tensor):
+            metadata = (tuple(tensor.shape[1:]), tensor.dtype, tensor.device)
+        else:
+            metadata = tuple((tuple(t.shape[1:]), t.dtype, t.device) for t in tensor)
         if self.metadata is None:
             self.metadata = metadata
             return True
@@ -413,17 +445,19 @@ class AdaCacheRun:
     def _stored(self, tensor):
         return tensor if self.storage_device is None else tensor.to(self.storage_device)
 
-    def observe_metric(self, key: Hashable, residual: torch.Tensor, frames: int = 1) -> None:
-        """Metric-block residual p of one chunk on a computed step ([B, tokens, dim], image tokens only)."""
-        previous = self.previous_metric.get(key)
+    def observe_metric(self, key: Hashable, residual: torch.Tensor, frames: int = 1, modality: str = VISUAL) -> None:
+        """Metric-block residual p of one chunk on a computed step ([B, tokens, dim], image tokens only, or the
+        audio tokens under ``AUDIO``)."""
+        stored_key = key if modality == VISUAL else (modality, key)
+        previous = self.previous_metric.get(stored_key)
         change = reference = motion_diff = motion_norm = 0.0
         if previous is not None and previous.shape == residual.shape:
             previous = previous.to(residual.device)
             change, reference = _l1(residual - previous), _l1(previous)
-        if self.decisions.moreg is not None:
+        if self.decisions.moreg is not None and modality == VISUAL:
             motion_diff, motion_norm = motion_terms(residual, frames)
-        self.sums.add(key, change, reference, motion_diff, motion_norm)
-        self.pending_metric[key] = self._stored(residual)
+        self.sums.add(key, change, reference, motion_diff, motion_norm, modality)
+        self.pending_metric[stored_key] = self._stored(residual)
 
     def store_residual(self, key: Hashable, residual: torch.Tensor) -> None:
         previous = self.residuals.get(key, [])[-1:] if self.reuse == "linear" else []
@@ -453,6 +487,10 @@ class AdaCacheRun:
         computed = [r for r in self.records if r.computed]
         rates = ",".join(str(r.rate) for r in computed)
         text = f"computed {len(computed)} of {len(self.records)} steps (rates {rates})"
+        limited = sorted({r.limited_by for r in computed if r.limited_by})
+        if limited:
+            text += "; " + ", ".join(f"{m} distance set {sum(r.limited_by == m for r in computed)} rates"
+                                     for m in limited)
         if self.resets:
             text += f"; state reset {self.resets}x on a shape/dtype/device change"
         return text
