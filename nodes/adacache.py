@@ -6,6 +6,7 @@ wrapper makes one decision per model evaluation (shared by every cond/uncond chu
 residual on computed steps and, on skipped steps, pass the blocks through and add the cached residual at the last
 block. Embeddings and the output head still run every step, exactly as in the official per-block caching.
 """
+import contextvars
 import dataclasses
 import functools
 import logging
@@ -18,7 +19,7 @@ from ..accel_core import adacache
 from ..accel_core.adacache import AdaCacheSettings
 from ..accel_core.families import FAMILIES, is_video
 from ..accel_core.settings import from_inputs
-from .integration.families import ADAPTERS, block_keys
+from .integration.families import ADAPTERS, stack_blocks
 from .integration.install import Installer, apply, technique
 from .integration.run_state import run_state
 from .integration.schema import settings_inputs, settings_validator
@@ -36,6 +37,7 @@ class _BlockRole:
     exit: bool         # last block: its output gives the stack residual
     metric: bool       # distance and motion are measured on this block's residual
     text_first: bool   # layout of concatenated tokens in single-stream blocks
+    streams: str       # what the token stream holds (integration.families.FamilyAdapter.streams)
 
 
 def _metric_index(metric_block, block_count):
@@ -47,17 +49,94 @@ def _metric_index(metric_block, block_count):
     return metric_block
 
 
+def _parts(stream):
+    """The tensors of a token stream: LTX-2's (video, audio) pair, or the one tensor."""
+    return tuple(stream) if isinstance(stream, (tuple, list)) else (stream,)
+
+
+def _joined(like, parts):
+    return type(like)(parts) if isinstance(like, (tuple, list)) else parts[0]
+
+
 def _image_tokens(x, role, image_length):
     if role.kind != "single_block":
         return x
     return x[:, x.shape[1] - image_length:] if role.text_first else x[:, :image_length]
 
 
-def _pass_through(args):
-    out = {"img": args["img"]}
-    if "txt" in args:
-        out["txt"] = args["txt"]
-    return out
+def _row_modalities(mod_segments, length, device):
+    """MiniMax H3: the modality of every row of the packed sequence (a span's modulation row % 3: 0 video, 1 text,
+    2 audio; the row is an int or a per-row tensor)."""
+    modality = torch.full((length,), 1, dtype=torch.long, device=device)
+    for start, stop, row in mod_segments:
+        modality[start:stop] = (row.to(device) if torch.is_tensor(row) else torch.tensor(row, device=device)) % 3
+    return modality
+
+
+def _metric_tokens(role, residuals, args):
+    """[(modality, [B, tokens, dim])] of a metric residual: the visual tokens, and the audio tokens apart."""
+    if role.streams == "pair":
+        return [(adacache.VISUAL, residuals[0]), (adacache.AUDIO, residuals[1])]
+    (residual,) = residuals
+    if role.streams == "packed":
+        modality = _row_modalities(args["mod_segments"], residual.shape[0], residual.device)
+        return [(adacache.VISUAL, residual[modality == 0][None]), (adacache.AUDIO, residual[modality == 2][None])]
+    return [(adacache.VISUAL, residual.flatten(1, -2))]  # [B, T, H, W, D] blocks (Cosmos) as [B, T*H*W, D]
+
+
+class _DitRoute:
+    """A ``patches_replace["dit"]`` replacement's view of one block call: ``inputs`` is its args dict."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def stream(self, args):
+        return args[self.key]
+
+    def options(self, args):
+        return args.get("transformer_options")
+
+    def output_stream(self, out):
+        return out[self.key]
+
+    def passthrough(self, args):
+        out = {self.key: args[self.key]}
+        if "txt" in args:
+            out["txt"] = args["txt"]
+        return out
+
+    def with_stream(self, out, stream):
+        out[self.key] = stream
+        return out
+
+
+class _ForwardRoute:
+    """An object-patched block ``forward``'s view of one block call: ``inputs`` is (args, kwargs)."""
+
+    def __init__(self, call):
+        self.call = call
+
+    def _argument(self, inputs, name, position):
+        args, kwargs = inputs
+        return kwargs[name] if name in kwargs else args[position]
+
+    def stream(self, inputs):
+        return self._argument(inputs, *self.call.stream)
+
+    def options(self, inputs):
+        return _CURRENT_CALL.get()[1]
+
+    def output_stream(self, out):
+        return out if self.call.passthrough is None else out[0]
+
+    def passthrough(self, inputs):
+        if self.call.passthrough is None:
+            return self.stream(inputs)
+        names = self.call.passthrough
+        return tuple(self._argument(inputs, name, i) for i, name in enumerate(names))
+
+    def with_stream(self, out, stream):
+        return stream if self.call.passthrough is None else (stream, *out[1:])
 
 
 class _RunContext:
@@ -81,11 +160,16 @@ class _RunContext:
         self.call_computing = True
         self.stack_input = None
         self.chunk_keys = []
+        self.blocks_seen = False
 
     def finish(self):
         self.stack_input = None
         record = self.run.finish()
-        log.info("AdaCache: %s", record.summary)
+        if self.blocks_seen or not record.steps:
+            log.info("AdaCache: %s", record.summary)
+        else:
+            log.warning("AdaCache: no transformer block of this model ran through its hooks in this run (e.g. Wan "
+                        "CausalAR's frame-by-frame mode calls its blocks directly), so no step was reused")
         return record
 
     def step_index(self, sigma):
@@ -106,59 +190,68 @@ class _RunContext:
         size = x.shape[0] // len(self.chunk_keys)
         return [(key, x[i * size:(i + 1) * size]) for i, key in enumerate(self.chunk_keys)]
 
-    def _begin_call(self, img, transformer_options):
+    def _begin_call(self, parts, transformer_options):
         uuids = transformer_options.get("uuids") or [0]
         cond_or_uncond = transformer_options.get("cond_or_uncond") or [0] * len(uuids)
         for key, kind in zip(uuids, cond_or_uncond):
             self.key_order.setdefault(key, (kind, len(self.key_order)))
         self.chunk_keys = list(uuids)
-        self.run.check_metadata(img)
-        self.stack_input = img.clone()  # blocks and hooks after them may update their input in place
-        if not self.run.computing and any(self.run.cached_residual(key, chunk) is None
-                                          for key, chunk in self._chunks(self.stack_input)):
+        self.run.check_metadata(parts[0] if len(parts) == 1 else parts)
+        self.stack_input = tuple(p.clone() for p in parts)  # blocks and hooks after them may update it in place
+        self.blocks_seen = True
+        if not self.run.computing and any(self.run.cached_residual((key, i), chunk) is None
+                                          for i, part in enumerate(self.stack_input)
+                                          for key, chunk in self._chunks(part)):
             self.run.force_compute()
         self.call_computing = self.run.computing
 
-    def block(self, role, args, run_block):
-        img = args["img"]
+    def block(self, role, route, inputs, run_block):
+        parts = _parts(route.stream(inputs))
         if role.entry:
-            self._begin_call(img, args["transformer_options"])
+            self._begin_call(parts, route.options(inputs))
         if self.stack_input is None:  # called outside a stack pass (should not happen): stay transparent
-            return run_block(args)
-        image_length = self.stack_input.shape[1]
+            return run_block(inputs)
+        image_length = self.stack_input[0].shape[1]
         if not self.call_computing:
-            return self._skipped_exit(args, role) if role.exit else _pass_through(args)
-        before = _image_tokens(img, role, image_length).clone() if role.metric and not role.entry else None
-        out = run_block(args)
+            if not role.exit:
+                return route.passthrough(inputs)
+            return route.with_stream(route.passthrough(inputs), self._skipped_exit(route.stream(inputs), role))
+        before = None
+        if role.metric and not role.entry:
+            before = tuple(_image_tokens(p, role, image_length).clone() for p in parts)
+        out = run_block(inputs)
+        after = _parts(route.output_stream(out))
         if role.metric:
             before = self.stack_input if before is None else before
-            after = _image_tokens(out["img"], role, image_length)
-            if after.shape != before.shape:
+            after_image = tuple(_image_tokens(p, role, image_length) for p in after)
+            if after_image[0].shape != before[0].shape:
                 raise ValueError(
-                    f"{NAME}: the metric block changed the number of image tokens ({before.shape[1]} -> "
-                    f"{after.shape[1]}): another patch prunes tokens inside the block stack (e.g. TokenPrune). "
-                    f"Apply AdaCache first and the pruning node after it (loader -> AdaCache -> TokenPrune).")
-            residual = after - before
-            for key, chunk in self._chunks(residual):
-                self.run.observe_metric(key, chunk, self.frames)
+                    f"{NAME}: the metric block changed the number of image tokens ({before[0].shape[1]} -> "
+                    f"{after_image[0].shape[1]}): another patch prunes tokens inside the block stack (e.g. "
+                    f"TokenPrune). Apply AdaCache first and the pruning node after it (loader -> AdaCache -> "
+                    f"TokenPrune).")
+            residuals = tuple(a - b for a, b in zip(after_image, before))
+            for modality, tokens in _metric_tokens(role, residuals, inputs if isinstance(inputs, dict) else {}):
+                for key, chunk in self._chunks(tokens):
+                    self.run.observe_metric(key, chunk, self.frames, modality)
         if role.exit:
-            residual = _image_tokens(out["img"], role, image_length) - self.stack_input
-            for key, chunk in self._chunks(residual):
-                self.run.store_residual(key, chunk)
+            for i, (part, start) in enumerate(zip(after, self.stack_input)):
+                for key, chunk in self._chunks(_image_tokens(part, role, image_length) - start):
+                    self.run.store_residual((key, i), chunk)
             self.stack_input = None
         return out
 
-    def _skipped_exit(self, args, role):
-        image = torch.cat([chunk + self.run.cached_residual(key, chunk)
-                           for key, chunk in self._chunks(self.stack_input)])
+    def _skipped_exit(self, stream, role):
+        """The stack output of a skipped step: each stream's stack input plus its cached residual."""
+        parts = []
+        for i, (part, start) in enumerate(zip(_parts(stream), self.stack_input)):
+            image = torch.cat([chunk + self.run.cached_residual((key, i), chunk) for key, chunk in self._chunks(start)])
+            if role.kind == "single_block":
+                text = part[:, :part.shape[1] - image.shape[1]] if role.text_first else part[:, image.shape[1]:]
+                image = torch.cat((text, image) if role.text_first else (image, text), dim=1)
+            parts.append(image)
         self.stack_input = None
-        out = _pass_through(args)
-        if role.kind == "single_block":
-            x = args["img"]
-            text = x[:, :x.shape[1] - image.shape[1]] if role.text_first else x[:, image.shape[1]:]
-            image = torch.cat((text, image) if role.text_first else (image, text), dim=1)
-        out["img"] = image
-        return out
+        return _joined(stream, parts)
 
 
 def _calc_cond_batch_wrapper(executor, *args, **kwargs):
@@ -171,27 +264,56 @@ def _calc_cond_batch_wrapper(executor, *args, **kwargs):
     return out
 
 
-def _block(role, args, run_block):
+def _dit_block(role, route, args, run_block):
     context = run_state(args.get("transformer_options"), KEY)
     if context is None:
         return run_block(args)
-    return context.block(role, args, run_block)
+    return context.block(role, route, args, run_block)
+
+
+# (run context, transformer_options) of the model call in progress, for blocks patched through their forward, which
+# not every model passes transformer_options to; set by the APPLY_MODEL wrapper
+_CURRENT_CALL = contextvars.ContextVar("freeaccel_adacache_call", default=(None, None))
+
+
+def _apply_model_wrapper(executor, *args, **kwargs):
+    options = args[5]  # apply_model(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+    token = _CURRENT_CALL.set((run_state(options, KEY), options))
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        _CURRENT_CALL.reset(token)
+
+
+def _forward_block(role, route, run_forward, *args, **kwargs):
+    context = _CURRENT_CALL.get()[0]
+    if context is None:
+        return run_forward(*args, **kwargs)
+    return context.block(role, route, (args, kwargs), lambda inputs: run_forward(*inputs[0], **inputs[1]))
 
 
 def _install(installer: Installer, settings: AdaCacheSettings, family: str) -> None:
     if settings.moreg and not is_video(family):
         raise ValueError(f"MoReg measures motion between latent frames, but {FAMILIES[family][0]} makes "
                          "single images; turn moreg off for this model")
-    keys = block_keys(family, installer.patcher.get_model_object("diffusion_model"))
-    if not keys:
+    adapter = ADAPTERS[family]
+    blocks = stack_blocks(family, installer.patcher.get_model_object("diffusion_model"))
+    if not blocks:
         raise ValueError(f"found no transformer blocks in this {FAMILIES[family][0]} model")
-    metric = _metric_index(settings.metric_block, len(keys))
-    for i, (kind, index) in enumerate(keys):
-        role = _BlockRole(kind, entry=i == 0, exit=i == len(keys) - 1, metric=i == metric,
-                          text_first=ADAPTERS[family].text_first)
-        installer.block(kind, index, functools.partial(_block, role))
+    metric = _metric_index(settings.metric_block, len(blocks))
+    dit = _DitRoute(adapter.stream)
+    for i, (attribute, kind, index) in enumerate(blocks):
+        role = _BlockRole(kind, entry=i == 0, exit=i == len(blocks) - 1, metric=i == metric,
+                          text_first=adapter.text_first, streams=adapter.streams)
+        if attribute in adapter.forward:
+            installer.forward_patch(f"diffusion_model.{attribute}.{index}",
+                                    functools.partial(_forward_block, role, _ForwardRoute(adapter.forward[attribute])))
+        else:
+            installer.block(kind, index, functools.partial(_dit_block, role, dit))
     installer.run_state(functools.partial(_RunContext, settings))
     installer.wrapper(comfy.patcher_extension.WrappersMP.CALC_COND_BATCH, _calc_cond_batch_wrapper)
+    if adapter.forward:
+        installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _apply_model_wrapper)
 
 
 TECHNIQUE = technique(KEY, NAME, AdaCacheSettings, _install, support="adacache")
@@ -225,8 +347,9 @@ class AdaCacheNode(io.ComfyNode):
             is_experimental=True,  # until measured on real weights
             description=_DESCRIPTION,
             inputs=[
-                io.Model.Input("model", tooltip="A WAN 2.1/2.2, HunyuanVideo, LTX-Video, Mochi, Flux/Chroma or "
-                                                "Qwen-Image model. A patched clone is returned."),
+                io.Model.Input("model", tooltip="An image or video DiT: Flux(.2), Z-Image, Qwen-Image, WAN 2.1/2.2 "
+                                                "and its variants, HunyuanVideo (1.5), LTX-Video, LTX-2, MiniMax H3, "
+                                                "CogVideoX, ... (docs/support.md). A patched clone is returned."),
                 *settings_inputs(AdaCacheSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with AdaCache installed.")],

@@ -72,7 +72,7 @@ def _report_block(index, total, args, run_block):
 def report_block_info(model: ModelPatcher, family: str) -> None:
     """Make ``model`` (a cloned ModelPatcher of ``family``) report the running block in ``transformer_options`` where
     this ComfyUI does not: a dit replacement on every WAN block before ComfyUI 0.5.0, else nothing."""
-    if family != "wan" or at_least(WAN_BLOCK_INFO_SINCE):
+    if not family.startswith("wan") or at_least(WAN_BLOCK_INFO_SINCE):  # WAN and its 2026 variants
         return
     total = len(double_blocks(family, model.get_model_object("diffusion_model")))
     for index in range(total):

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 from comfy.model_patcher import ModelPatcher
 
 from ...accel_core.families import ATTENTION, DIT_BLOCKS, OBJECT_PATCHES, OPTION, require_family
+from . import compat
 from .attention import chain_attention_override, drop_attention_handlers, has_attention_handler
 from .blocks import chain_block_replacement, drop_block_replacements, owns_block_replacement
 from .run_state import install_run_hook, record_key
@@ -34,6 +35,16 @@ ORDER_RULES = (
     ("freeaccel_adacache", "freeaccel_token_prune",
      "AdaCache measures one block's residual, which must see every token"),
 )
+
+
+class ForwardPatch:
+    """A module's ``forward`` replaced by ``handler(previous, *args, **kwargs)`` (see ``Installer.forward_patch``)."""
+
+    def __init__(self, handler: Callable, previous: Callable):
+        self.handler, self.previous = handler, previous
+
+    def __call__(self, *args, **kwargs):
+        return self.handler(self.previous, *args, **kwargs)
 
 
 class Installer:
@@ -59,6 +70,18 @@ class Installer:
         object.__setattr__(obj, _OWNER, self.key)  # modules too: never registered as a child
         object.__setattr__(obj, _PREVIOUS, self.patcher.object_patches.get(path))
         self.patcher.add_object_patch(path, obj)
+
+    def forward_patch(self, module_path: str, handler: Callable) -> None:
+        """Object patch of the ``forward`` of the module at ``module_path`` (e.g. "diffusion_model.blocks.3"):
+        ``handler(run_forward, *args, **kwargs)``, where ``run_forward`` is the forward that was there (an earlier
+        object patch of this path, or the module's own). The module tree, and so state-dict, LoRA and lowvram keys,
+        stays as it was."""
+        path = f"{module_path}.forward"
+        previous = self.patcher.object_patches.get(path)
+        if previous is None:
+            module = self.patcher.get_model_object(module_path)
+            previous = type(module).forward.__get__(module)
+        self.object_patch(path, ForwardPatch(handler, previous))
 
     def run_state(self, start: Callable[[Any, Any], Any]) -> None:
         """Per-run state from ``start(model_sampling, sample_sigmas)`` and the run record (``run_state``)."""
@@ -131,7 +154,8 @@ def apply(technique: Technique, model: ModelPatcher, settings: Any) -> ModelPatc
     error = settings.error()
     if error is not None:
         raise ValueError(f"{technique.name}: {error}")
-    family = None if technique.support is None else require_family(technique.support, model.model, technique.name)
+    family = None if technique.support is None else require_family(technique.support, model.model, technique.name,
+                                                                    compat.VERSION)
     error = order_error(technique, model)
     if error is not None:
         raise ValueError(f"{technique.name}: {error}")

@@ -10,6 +10,7 @@ know which token is which (TemporalAttnPrune, LocalWindowAttention) asks here th
 import math
 
 import torch
+import comfy.utils
 
 from ...accel_core.temporal_prune import frame_ids
 
@@ -90,6 +91,14 @@ def wan(model, x, c_crossattn, conds):
     return layout, _token_counts(c_crossattn, conds.get("clip_fea"))
 
 
+def wan_with_extra_tokens(model, x, c_crossattn, conds):
+    """Wan 2.2 Animate / S2V and HuMo: reference-frame (and S2V's motion) tokens follow the video tokens; they are
+    counted like text (never windowed or pruned), as a lower bound."""
+    layout, cross_lengths = wan(model, x, c_crossattn, conds)
+    layout.text_exact = False
+    return layout, cross_lengths
+
+
 def hunyuan_video(model, x, c_crossattn, conds):
     pt, ph, pw = model.diffusion_model.patch_size
     reference = conds.get("ref_latent")  # I2V reference tokens go first (hunyuan_video/model.py)
@@ -109,6 +118,26 @@ def ltxv(model, x, c_crossattn, conds):
         kept = ~torch.any(tokens < 0, dim=-1)[0]
         video_ids = (torch.arange(frames * height * width, device=kept.device) // (height * width))[kept]
     return TokenLayout(frames, height, width, video_ids=video_ids), _token_counts(c_crossattn)
+
+
+def ltxav(model, x, c_crossattn, conds):
+    """LTX-2: the video stream's self-attention is laid out as LTX-Video's; the audio stream (one token per audio
+    latent frame) is never touched, and an audio self-attention as long as the video one makes the call ambiguous.
+    The model gets video and audio packed into one tensor, with their shapes in ``latent_shapes``."""
+    video, audio = comfy.utils.unpack_latents(x, conds["latent_shapes"])
+    video_conds = {}
+    if conds.get("keyframe_idxs") is not None and conds.get("denoise_mask") is not None:
+        video_conds = {"keyframe_idxs": conds["keyframe_idxs"],
+                       "denoise_mask": comfy.utils.unpack_latents(conds["denoise_mask"], conds["latent_shapes"])[0]}
+    layout, cross_lengths = ltxv(model, video, c_crossattn, video_conds)
+    return layout, cross_lengths | {audio.shape[2]}
+
+
+def cogvideox(model, x, c_crossattn, conds):
+    """CogVideoX: joint attention over [text, video]; 1.5 also patches time (patch_size_t)."""
+    patch, patch_t = model.diffusion_model.patch_size, model.diffusion_model.patch_size_t or 1
+    layout = TokenLayout(x.shape[2] // patch_t, x.shape[3] // patch, x.shape[4] // patch, prefix=c_crossattn.shape[1])
+    return layout, set()
 
 
 def mochi(model, x, c_crossattn, conds):

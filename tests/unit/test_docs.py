@@ -2,6 +2,7 @@
 records; the README stays a manual (size, its two commands); no issue numbers or commit hashes in README.md or
 docs/; every relative link resolves to a file and, with a #fragment, to a heading there."""
 import json
+import os
 import pathlib
 import re
 
@@ -164,3 +165,18 @@ def test_drafts_from_the_bench_json(tmp_path):
     assert [(row["setting"], row["speedup"], row["quality"], row["work"]) for row in record["rows"]] == [
         ("AdaCache slow", "1.04x", "identical", "+0.0 % FLOPs skipped"),
         ("AdaCache fast", "2.33x", "latent PSNR 41.5 dB, SSIM 0.981", "+68.3 % FLOPs skipped")]
+
+
+SUPPORT_TABLE = re.compile(r"(<!-- support table:[^\n]*-->\n)(.*?)(<!-- end of support table -->)", re.DOTALL)
+
+
+def test_support_doc_is_the_support_table():
+    from freeaccel.accel_core import families
+    doc = ROOT / "docs" / "support.md"
+    text = doc.read_text(encoding="utf-8")
+    assert SUPPORT_TABLE.search(text), "docs/support.md has no generated support table"
+    if os.environ.get("FREEACCEL_UPDATE_DOCS") == "1":
+        text = SUPPORT_TABLE.sub(lambda m: m.group(1) + families.support_markdown() + m.group(3), text)
+        doc.write_text(text, encoding="utf-8")
+    assert SUPPORT_TABLE.search(text).group(2) == families.support_markdown(), (
+        "docs/support.md is stale; regenerate it with FREEACCEL_UPDATE_DOCS=1 python -m pytest tests/unit/test_docs.py")

@@ -23,7 +23,27 @@ def test_family_of_known_configs(config, family):
 
 
 def test_untested_subclass_is_not_matched():
-    assert families.family_of(_model_with_config("Flux2")) is None
+    assert families.family_of(_model_with_config("Lumina2")) is None  # Z-Image's parent class, not tested
+
+
+@pytest.mark.parametrize("config,family", [
+    ("Flux2", "flux2"), ("ZImage", "z_image"), ("LTXAV", "ltxav"), ("MiniMaxH3", "minimax_h3"),
+    ("CogVideoX_I2V", "cogvideox"), ("WAN22_S2V", "wan22_s2v"), ("HunyuanVideo15", "hunyuan_video15"),
+    ("SD3", "sd35")])
+def test_family_of_2026_configs(config, family):
+    assert families.family_of(_model_with_config(config)) == family
+
+
+@pytest.mark.parametrize("technique,config,version,needed", [
+    ("adacache", "LTXAV", (0, 3, 75), "0.8.0"), ("adacache", "MiniMaxH3", (0, 8, 0), "0.33.0"),
+    ("adacache", "WAN22_S2V", (0, 3, 75), "0.8.0"), ("local_window", "WAN22_S2V", (0, 3, 75), "0.8.0")])
+def test_families_are_refused_below_the_comfyui_they_need(technique, config, version, needed):
+    with pytest.raises(families.UnsupportedModelError) as err:
+        families.require_family(technique, _model_with_config(config), "Node", version)
+    assert str(err.value).startswith("Node: ")
+    assert f"needs ComfyUI >= {needed} (this is {'.'.join(map(str, version))}); update ComfyUI" in str(err.value)
+    family = families.family_of(_model_with_config(config))
+    assert families.require_family(technique, _model_with_config(config), "Node", (0, 33, 0)) == family
 
 
 def test_require_family_names_supported_families():
@@ -31,7 +51,8 @@ def test_require_family_names_supported_families():
         families.require_family("adacache", _model_with_config("SD15"))
     message = str(err.value)
     assert "'SD15' is not supported" in message
-    for name in ("WAN 2.1 / 2.2", "HunyuanVideo", "LTX-Video", "Mochi", "Flux / Chroma", "Qwen-Image"):
+    for name in ("WAN 2.1 / 2.2", "HunyuanVideo", "LTX-Video", "Mochi", "Flux / Chroma", "Qwen-Image", "Flux.2",
+                 "Z-Image", "LTX-2 (audio + video)", "Wan 2.2 Animate"):
         assert name in message
 
 

@@ -1,0 +1,115 @@
+"""TemporalAttnPrune and LocalWindowAttention on the video DiTs of 2026 (issue 23): HunyuanVideo 1.5, the Wan 2.2
+variants (Animate, S2V, HuMo with their reference / motion tokens after the video tokens; Fun Camera, WanDancer),
+LTX-2 (the video stream only) and CogVideoX ([text, video]). Collected per ComfyUI version like
+``test_tiny_models_2026`` (a family runs where ComfyUI has its class); where the family exists but its hooks need a
+newer ComfyUI (Wan 2.2 S2V on 0.3.75), the refusal naming that version is what is tested.
+
+Exactness: a window covering every token and pruning ratio 0 are bit-identical to the unpatched model; a small
+window and ratio 0.5 change the output (so the joint self-attention was found, never a silent no-op)."""
+import pytest
+import torch
+
+from test_tiny_models_2026 import PRESENT
+
+FAMILY = {"cogvideox_i2v": "cogvideox"}
+VIDEO = [f for f in ("hunyuan_video15", "wan22_animate", "wan22_s2v", "wan21_humo", "wan22_camera", "wan22_wandancer",
+                     "ltxav", "cogvideox", "cogvideox_i2v") if f in PRESENT]
+STEPS = 3
+
+
+def _tensors(latent):
+    return list(latent.unbind()) if getattr(latent, "is_nested", False) else [latent]
+
+
+def _equal(a, b):
+    return all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b)))
+
+
+def _window(comfy_rt, model, frames, height, width):
+    settings = comfy_rt.pack_module("accel_core.local_window").LocalWindowSettings(frames=frames, height=height,
+                                                                                   width=width)
+    return comfy_rt.pack_module("nodes.local_window").apply_local_window(model, settings)
+
+
+def _prune(comfy_rt, model, ratio):
+    settings = comfy_rt.pack_module("accel_core.temporal_prune").TemporalPruneSettings(
+        ratio=ratio, mode="identity", start_percent=0.0, calibration_steps=1)
+    return comfy_rt.pack_module("nodes.temporal_prune").apply_temporal_prune(model, settings)
+
+
+@pytest.fixture(scope="module")
+def built(tiny):
+    cases = {}
+
+    def build(family):
+        if family not in cases:
+            cases[family] = tiny.build(family, frames=4)
+        return cases[family]
+    return build
+
+
+def _served_here(comfy_rt, case, technique):
+    families = comfy_rt.pack_module("accel_core.families")
+    compat = comfy_rt.pack_module("nodes.integration.compat")
+    needed = families.minimum_comfyui(technique, FAMILY.get(case.family, case.family))
+    if needed is None or compat.VERSION >= tuple(map(int, needed.split("."))):
+        return True
+    apply = _window if technique == "local_window" else _prune
+    with pytest.raises(families.UnsupportedModelError, match=rf"needs ComfyUI >= {needed} \(this is "):
+        apply(comfy_rt, case.patcher, *((1, 3, 3) if technique == "local_window" else (0.5,)))
+    return False
+
+
+@pytest.mark.parametrize("family", VIDEO)
+def test_local_window_is_exact_when_it_covers_everything_and_acts_when_small(comfy_rt, tiny, built, family):
+    case = built(family)
+    if not _served_here(comfy_rt, case, "local_window"):
+        return
+    install = comfy_rt.pack_module("nodes.integration.install")
+    families = comfy_rt.pack_module("accel_core.families")
+    base = tiny.sample(case, steps=STEPS)
+    covering = _window(comfy_rt, case.patcher, 64, 1024, 1024)
+    assert install.installed_hooks(covering, "freeaccel_local_window") == families.SUPPORT["local_window"][
+        FAMILY.get(family, family)]
+    assert _equal(tiny.sample(case, model=covering, steps=STEPS), base)
+    small = tiny.sample(case, model=_window(comfy_rt, case.patcher, 0, 3, 3), steps=STEPS)
+    assert all(torch.isfinite(t).all() for t in _tensors(small)) and not _equal(small, base)
+
+
+@pytest.mark.parametrize("family", VIDEO)
+def test_temporal_prune_ratio_zero_is_exact_and_half_prunes(comfy_rt, tiny, built, family):
+    case = built(family)
+    if not _served_here(comfy_rt, case, "temporal_prune"):
+        return
+    last_run = comfy_rt.pack_module("nodes.integration.run_state").last_run
+    base = tiny.sample(case, steps=STEPS)
+    patched = _prune(comfy_rt, case.patcher, 0.0)
+    assert _equal(tiny.sample(case, model=patched, steps=STEPS), base)
+    units = last_run(patched, "freeaccel_temporal_prune")["units"]
+    assert units > 0
+    patched = _prune(comfy_rt, case.patcher, 0.5)
+    assert not _equal(tiny.sample(case, model=patched, steps=STEPS), base)
+    assert len(last_run(patched, "freeaccel_temporal_prune")["pruned"]) == units // 2
+    assert _equal(tiny.sample(case, steps=STEPS), base)  # nothing left patched
+
+
+def test_ltx2_windows_the_video_self_attention_only(comfy_rt, tiny, built, monkeypatch):
+    """Every windowed attention call is the video stream's self-attention (4 x 6 x 8 tokens here); the audio
+    self-attention and the audio <-> video cross-attentions pass through untouched. (Below ComfyUI 0.8.0, which
+    has no LTX-2: the tiny builder's refusal.)"""
+    if "ltxav" not in PRESENT:
+        with pytest.raises(tiny.MissingModelClass, match=r"needs ComfyUI >= 0\.8\.0"):
+            tiny.build("ltxav")
+        return
+    node = comfy_rt.pack_module("nodes.local_window")
+    case = built("ltxav")
+    queries = []
+    original = node.local_window_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        queries.append((q.shape[-2], k.shape[-2]))
+        return original(q, k, v, *args, **kwargs)
+    monkeypatch.setattr(node, "local_window_attention", spy)
+    tiny.sample(case, model=_window(comfy_rt, case.patcher, 0, 3, 3), steps=1)
+    video_tokens = 4 * 6 * 8
+    assert queries and set(queries) == {(video_tokens, video_tokens)}
