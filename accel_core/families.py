@@ -71,7 +71,7 @@ PER_CALL_ATTENTION = "optimized_attention_override handler (per model call)"
 _VIDEO_DITS = ("wan", "hunyuan_video", "ltxv", "mochi")
 # the video DiTs of 2026 whose joint self-attention the attention techniques reach with a known token layout
 _VIDEO_DITS_2026 = ("hunyuan_video15", "wan22_animate", "wan22_s2v", "wan21_humo", "wan22_camera", "wan22_wandancer",
-                    "ltxav", "cogvideox")
+                    "ltxav", "cogvideox", "kandinsky5", "minimax_h3")
 # AdaCache's route per family: the dit block replacements, or (models without a dit hook for their blocks) object
 # patches of each block's forward, with an APPLY_MODEL wrapper that hands the run to them
 _DIT_CACHE = frozenset({DIT_BLOCKS, OUTER_SAMPLE, CALC_COND_BATCH})
@@ -105,13 +105,14 @@ NOTES = {
     "z_image": "blocks reached through their forward (no dit hook); the main layers' stream is [text, image]",
     "kandinsky5_image": "its dit hook is broken in ComfyUI 0.8 / 0.33 (TypeError), so blocks are reached through "
                         "their forward",
-    "kandinsky5": "as Kandinsky 5 image; the attention techniques are not offered yet (token layout not verified)",
+    "kandinsky5": "as Kandinsky 5 image",
     "hidream_o1": "AdaCache's dit hook turns off HiDream-O1's text K/V cache: computed steps recompute the text",
     "sd35": "no DIFFUSION_MODEL wrapper (AdaCache does not need one); MMDiT-X masks are not taken by the attention "
             "backends yet",
     "ltxav": "audio has its own AdaCache distance; the attention techniques touch the video self-attention only",
+    "hunyuan_video15": "the attention techniques: as HunyuanVideo (the video tokens before the text)",
     "minimax_h3": "audio has its own AdaCache distance (rows of the packed sequence by modality); the attention "
-                  "techniques are not offered yet (packed sequence without batch axis)",
+                  "techniques window or prune the video rows (last in the sequence), the others stay dense",
     "wan22_s2v": "ComfyUI 0.3.75 gives its blocks no transformer_options: needs 0.8.0",
     "wan21_causal_ar": "its frame-by-frame mode calls its blocks directly: AdaCache then reuses nothing and says so",
     "cosmos_predict2": "blocks reached through their forward; the stream is [B, T, H, W, D]",

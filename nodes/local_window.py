@@ -52,7 +52,8 @@ def _attention(settings, call):
     block = model_call.block_number(model_call.site(call.options))  # counted even when this call stays dense
     if not layout.full_grid or not settings.covers_block(block):
         return call.next()
-    grid, radii = VideoLayout(layout.frames, layout.height, layout.width, offset=layout.prefix), settings.radii
+    offset = layout.prefix_for(call.query_length)
+    grid, radii = VideoLayout(layout.frames, layout.height, layout.width, offset=offset), settings.radii
     key_mask = None if call.mask is None else _key_mask(call.mask)
     if covers_everything(grid, radii) or (call.mask is not None and key_mask is None):
         return call.next()
@@ -86,9 +87,12 @@ class LocalWindowAttentionNode(io.ComfyNode):
             description="Video DiT self-attention restricted, in a block range and a step range, to a local window "
                         "around each video query: +-frames latent frames and a height x width token window. Text "
                         "tokens of joint attention stay visible. Fewer attention FLOPs; a window covering the whole "
-                        "video leaves the model unchanged. Supports WAN, HunyuanVideo, LTX-Video and Mochi.",
+                        "video leaves the model unchanged. Supports the video DiTs (WAN 2.1/2.2 and its variants, "
+                        "HunyuanVideo (1.5), LTX-Video, LTX-2, MiniMax H3, CogVideoX, Kandinsky 5, Mochi).",
             inputs=[
-                io.Model.Input("model", tooltip="A video diffusion model (WAN, HunyuanVideo, LTX-Video or Mochi)."),
+                io.Model.Input("model", tooltip="A video DiT: WAN 2.1/2.2 (and Animate, S2V, HuMo, Fun Camera, "
+                                                "WanDancer), HunyuanVideo (1.5), LTX-Video, LTX-2, MiniMax H3, "
+                                                "CogVideoX, Kandinsky 5 or Mochi."),
                 *settings_inputs(LocalWindowSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with local-window self-attention.")],

@@ -78,8 +78,8 @@ ADAPTERS = {
     "cogvideox": FamilyAdapter((("blocks", _DOUBLE),), token_layout=layouts.cogvideox, forward={"blocks": ForwardCall(
         ("hidden_states", 0), ("hidden_states", "encoder_hidden_states"))}),
     "ltxav": FamilyAdapter((("transformer_blocks", _DOUBLE),), streams="pair", token_layout=layouts.ltxav),
-    "minimax_h3": FamilyAdapter((("blocks", _DOUBLE),), streams="packed"),
-    "kandinsky5": FamilyAdapter((("visual_transformer_blocks", _DOUBLE),),
+    "minimax_h3": FamilyAdapter((("blocks", _DOUBLE),), streams="packed", token_layout=layouts.minimax_h3),
+    "kandinsky5": FamilyAdapter((("visual_transformer_blocks", _DOUBLE),), token_layout=layouts.kandinsky5,
                                 forward={"visual_transformer_blocks": _FIRST_ARGUMENT}),
     "cosmos_predict2": FamilyAdapter((("blocks", _DOUBLE),), forward={"blocks": _FIRST_ARGUMENT}),  # [B, T, H, W, D]
     "wan22_animate": _WAN_EXTRA_TOKENS,

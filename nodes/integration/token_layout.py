@@ -24,9 +24,11 @@ class TokenLayout:
     (SVD keeps frames in the batch dimension).
     """
 
-    def __init__(self, frames, height, width, prefix=0, text=0, text_exact=True, video_ids=None, video_batch=1):
+    def __init__(self, frames, height, width, prefix=0, text=0, text_exact=True, video_ids=None, video_batch=1,
+                 video_last=False):
         self.frames, self.height, self.width = frames, height, width
         self.prefix, self.text, self.text_exact = prefix, text, text_exact
+        self.video_last = video_last  # every token before the video is prefix, however many (MiniMax H3's packing)
         self.video_ids, self.video_batch = video_ids, video_batch
         self._frame_ids = {}
 
@@ -43,22 +45,26 @@ class TokenLayout:
         """True when every video token of the frames x height x width grid is in the sequence."""
         return self.video_ids is None
 
+    def prefix_for(self, length):
+        """The prefix length of a joint self-attention of ``length`` tokens."""
+        return length - self.video_tokens - self.text if self.video_last else self.prefix
+
     def matches(self, length):
         """True when a self-attention of ``length`` tokens is the joint one over this layout."""
         minimum = self.prefix + self.video_tokens + self.text
-        return length == minimum or (not self.text_exact and length > minimum)
+        return length == minimum or ((not self.text_exact or self.video_last) and length > minimum)
 
     def frame_ids_for(self, length):
         """Frame id per token (-1: no frame) for a joint self-attention of ``length`` tokens, else None."""
         if not self.matches(length):
             return None
         if length not in self._frame_ids:
+            prefix = self.prefix_for(length)
             if self.video_ids is None:
-                ids = frame_ids(self.prefix, self.frames, self.tokens_per_frame,
-                                length - self.prefix - self.video_tokens)
+                ids = frame_ids(prefix, self.frames, self.tokens_per_frame, length - prefix - self.video_tokens)
             else:
                 none = torch.full((1,), -1, dtype=torch.long)
-                ids = torch.cat([none.expand(self.prefix), self.video_ids.long().cpu(),
+                ids = torch.cat([none.expand(prefix), self.video_ids.long().cpu(),
                                  none.expand(length - self.prefix - self.video_tokens)])
             self._frame_ids[length] = ids
         return self._frame_ids[length]
@@ -138,6 +144,23 @@ def cogvideox(model, x, c_crossattn, conds):
     patch, patch_t = model.diffusion_model.patch_size, model.diffusion_model.patch_size_t or 1
     layout = TokenLayout(x.shape[2] // patch_t, x.shape[3] // patch, x.shape[4] // patch, prefix=c_crossattn.shape[1])
     return layout, set()
+
+
+def kandinsky5(model, x, c_crossattn, conds):
+    """Kandinsky 5: self-attention over the video tokens only (text by cross-attention; the text blocks' own
+    self-attention has the text's length, so a text as long as the video makes the call ambiguous)."""
+    pt, ph, pw = model.diffusion_model.patch_size
+    layout = TokenLayout(_patched(x.shape[2], pt), _patched(x.shape[3], ph), _patched(x.shape[4], pw))
+    return layout, _token_counts(c_crossattn)
+
+
+def minimax_h3(model, x, c_crossattn, conds):
+    """MiniMax H3: one packed sequence [text, references, audio, video]; the video rows (frame-major, patch (1, 2, 2))
+    come last, and everything before them is attended as it is. Video and audio reach the model packed into one
+    tensor, with their shapes in ``latent_shapes``."""
+    video = comfy.utils.unpack_latents(x, conds["latent_shapes"])[0]
+    pt, ph, pw = model.diffusion_model.patch_size
+    return TokenLayout(video.shape[2] // pt, video.shape[3] // ph, video.shape[4] // pw, video_last=True), set()
 
 
 def mochi(model, x, c_crossattn, conds):

@@ -1,6 +1,6 @@
 """TemporalAttnPrune and LocalWindowAttention on the video DiTs of 2026 (issue 23): HunyuanVideo 1.5, the Wan 2.2
 variants (Animate, S2V, HuMo with their reference / motion tokens after the video tokens; Fun Camera, WanDancer),
-LTX-2 (the video stream only) and CogVideoX ([text, video]). Collected per ComfyUI version like
+LTX-2 (the video stream only), CogVideoX ([text, video]) Kandinsky 5 video (video tokens only) and MiniMax H3 (the video rows, last in its packed sequence). Collected per ComfyUI version like
 ``test_tiny_models_2026`` (a family runs where ComfyUI has its class); where the family exists but its hooks need a
 newer ComfyUI (Wan 2.2 S2V on 0.3.75), the refusal naming that version is what is tested.
 
@@ -13,7 +13,7 @@ from test_tiny_models_2026 import PRESENT
 
 FAMILY = {"cogvideox_i2v": "cogvideox"}
 VIDEO = [f for f in ("hunyuan_video15", "wan22_animate", "wan22_s2v", "wan21_humo", "wan22_camera", "wan22_wandancer",
-                     "ltxav", "cogvideox", "cogvideox_i2v") if f in PRESENT]
+                     "ltxav", "cogvideox", "cogvideox_i2v", "kandinsky5", "minimax_h3") if f in PRESENT]
 STEPS = 3
 
 
@@ -113,3 +113,25 @@ def test_ltx2_windows_the_video_self_attention_only(comfy_rt, tiny, built, monke
     tiny.sample(case, model=_window(comfy_rt, case.patcher, 0, 3, 3), steps=1)
     video_tokens = 4 * 6 * 8
     assert queries and set(queries) == {(video_tokens, video_tokens)}
+
+
+def test_minimax_h3_windows_the_video_rows_at_the_end_of_its_packed_sequence(comfy_rt, tiny, built, monkeypatch):
+    """The window is placed on the video grid after every other row of the packed sequence (text, audio): its
+    offset is the sequence length minus the 4 x 3 x 4 video rows. (Below ComfyUI 0.33.0: the builder's refusal.)"""
+    if "minimax_h3" not in PRESENT:
+        with pytest.raises(tiny.MissingModelClass, match=r"needs ComfyUI >= 0\.33\.0"):
+            tiny.build("minimax_h3")
+        return
+    node = comfy_rt.pack_module("nodes.local_window")
+    case = built("minimax_h3")
+    grids = []
+    original = node.local_window_attention
+
+    def spy(q, k, v, grid, *args, **kwargs):
+        grids.append((q.shape[-2], grid.offset, grid.frames, grid.height, grid.width))
+        return original(q, k, v, grid, *args, **kwargs)
+    monkeypatch.setattr(node, "local_window_attention", spy)
+    tiny.sample(case, model=_window(comfy_rt, case.patcher, 0, 3, 3), steps=1)
+    assert grids and all((length - offset, frames, height, width) == (48, 4, 3, 4)
+                         for length, offset, frames, height, width in grids)
+    assert all(offset > 0 for _, offset, *_ in grids)
