@@ -89,6 +89,7 @@ SUPPORT = {
         "sd15": _UNET_TOKEN_PRUNE,
         "sdxl": _UNET_TOKEN_PRUNE,
         "flux": frozenset({DIT_BLOCKS, OUTER_SAMPLE, APPLY_MODEL}),  # APPLY_MODEL: ControlNet calls run unpruned
+        "flux2": frozenset({DIT_BLOCKS, OUTER_SAMPLE, APPLY_MODEL}),
         "wan": frozenset({DIT_BLOCKS, OUTER_SAMPLE}),
     },
     "temporal_prune": {

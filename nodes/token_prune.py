@@ -330,7 +330,7 @@ def _install_block_range(installer, settings, family):
     block_range = _BlockRange(host, settings, blocks[first], first, last)
     for index in range(first, last + 1):
         installer.block("double_block", index, functools.partial(_range_block, block_range, index))
-    if family == "flux":
+    if family in ("flux", "flux2"):
         installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _control_apply_model)
     log.debug("TokenPrune: %s %d..%d prune (ratio %.2f, dsap %s)", host.description, first, last, settings.ratio,
              "on" if settings.dsap else "off")
@@ -373,8 +373,8 @@ class TokenPruneNode(io.ComfyNode):
                         "block_start's self-attention) in the same way. DSAP there leaves the whole range unpruned "
                         "during the first steps.",
             inputs=[
-                io.Model.Input("model", tooltip="SD1.5 or SDXL (base or refiner), Flux / Chroma or WAN 2.1 / 2.2 "
-                                                "model; a patched clone is returned."),
+                io.Model.Input("model", tooltip="SD1.5 or SDXL (base or refiner), Flux / Chroma, Flux.2 or WAN 2.1 / "
+                                                "2.2 model; a patched clone is returned."),
                 *settings_inputs(PruneSettings),
             ],
             outputs=[io.Model.Output(tooltip="The model with token pruning applied during sampling.")],

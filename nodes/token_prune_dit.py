@@ -96,6 +96,8 @@ class DitHost:
 DIT_HOSTS = {
     "flux": DitHost("Flux double-stream blocks", lambda n: (min(1, n - 1), n - 1),
                     _flux_image_qk, _flux_kept_args, _FLUX_IMPORT_ERROR),
+    "flux2": DitHost("Flux.2 double-stream blocks", lambda n: (min(1, n - 1), n - 1),
+                     _flux_image_qk, _flux_kept_args, _FLUX_IMPORT_ERROR),  # Flux's blocks, shared modulation
     "wan": DitHost("WAN blocks", lambda n: (min(1, n - 1), max(min(1, n - 1), n - 2)),
                    _wan_qk, _wan_kept_args, _WAN_IMPORT_ERROR),
 }

@@ -361,7 +361,7 @@ def test_levels_select_stages(comfy_rt, tiny, tp_node, tp_core):
         tp_node.apply_token_prune(case.patcher, _settings(tp_core, 0.5, levels="1"))
 
 
-SUPPORTED = "supported families: SD 1.5, SDXL, Flux / Chroma, WAN 2.1 / 2.2"
+SUPPORTED = "supported families: SD 1.5, SDXL, Flux / Chroma, Flux.2, WAN 2.1 / 2.2"
 
 
 @pytest.mark.parametrize("family,message", [
@@ -600,12 +600,13 @@ def _dit_overhead_macs(tp_core, case, block, tokens, ratio, settings):
     """Per batch element: q/k recompute, `iterations` G-WPR passes over the sampled rows, recovery search (pruned x
     kept, or runs of tokens against each other)."""
     kept = tp_core.kept_count(tokens, ratio)
-    width = 128
-    if case.family == "flux":
-        heads = block.num_heads
-        qk = width * 6 * width + tokens * width * 3 * width  # the img_mod modulation row and the fused qkv
+    if case.family in ("flux", "flux2"):
+        heads, width = block.num_heads, block.hidden_size
+        qk = tokens * width * 3 * width  # the fused qkv
+        if block.modulation:  # Flux's own img_mod row (Flux.2 shares one modulation across blocks)
+            qk += width * 6 * width
     else:
-        heads = block.self_attn.num_heads
+        heads, width = block.self_attn.num_heads, 128
         qk = 2 * tokens * width * width
     rows = tokens if settings.score_queries >= 1 else max(1, round(settings.score_queries * tokens))
     overhead = qk + settings.iterations * (rows * tokens * width + heads * rows * tokens)
