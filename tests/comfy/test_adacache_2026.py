@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from devtools.harness.family_facts_2026 import FACTS
-from test_tiny_models_2026 import PRESENT
+from test_tiny_models_2026 import PRESENT, built, present_or_refused  # noqa: F401 (built: a fixture)
 
 NEVER = "1.00:1"
 EAGER = "100.0:3"  # every distance is below 100: reuse 3 steps after each computed step
@@ -78,17 +78,6 @@ def _adapter(comfy_rt, case):
 
 def _block_count(comfy_rt, case):
     return len(case.patcher.model.diffusion_model.get_submodule(_adapter(comfy_rt, case).stacks[0][0]))
-
-
-@pytest.fixture(scope="module")
-def built(tiny):
-    cases = {}
-
-    def build(family):
-        if family not in cases:
-            cases[family] = tiny.build(family)
-        return cases[family]
-    return build
 
 
 @pytest.mark.parametrize("family", PRESENT)
@@ -157,32 +146,20 @@ def test_default_settings_reuse_steps_on_a_slowly_changing_run(comfy_rt, tiny, b
 AUDIO_FAMILIES = ("ltxav", "minimax_h3")
 
 
-def _present_or_refused(tiny, built, family):
-    """The tiny case, or None on a ComfyUI without the class (then the builder's refusal is what is checked)."""
-    if family in PRESENT:
-        return built(family)
-    with pytest.raises(tiny.MissingModelClass, match=f"needs ComfyUI >= {FACTS[family]['min_comfyui']}"):
-        tiny.build(family)
-    return None
+
+def _rows(args, stream, modality):
+    """The tokens of one modality of a block stream: LTX-2's first (visual) or second (audio) stream; MiniMax H3's
+    rows whose modulation row % 3 is 0 (video) or 2 (audio)."""
+    if isinstance(stream, (tuple, list)):
+        return stream[0 if modality == "visual" else 1]
+    rows = torch.full((stream.shape[0],), 1, dtype=torch.long)
+    for start, stop, row in args["mod_segments"]:
+        rows[start:stop] = (row.cpu() if torch.is_tensor(row) else torch.tensor(row)) % 3
+    return stream[rows == (0 if modality == "visual" else 2)]
 
 
 def _audio_rows(args, stream):
-    """The audio tokens of a block stream: LTX-2's second stream; MiniMax H3's rows whose modulation row % 3 is 2."""
-    if isinstance(stream, (tuple, list)):
-        return stream[1]
-    rows = torch.full((stream.shape[0],), 1, dtype=torch.long)
-    for start, stop, row in args["mod_segments"]:
-        rows[start:stop] = (row.cpu() if torch.is_tensor(row) else torch.tensor(row)) % 3
-    return stream[rows == 2]
-
-
-def _visual_rows(args, stream):
-    if isinstance(stream, (tuple, list)):
-        return stream[0]
-    rows = torch.full((stream.shape[0],), 1, dtype=torch.long)
-    for start, stop, row in args["mod_segments"]:
-        rows[start:stop] = (row.cpu() if torch.is_tensor(row) else torch.tensor(row)) % 3
-    return stream[rows == 0]
+    return _rows(args, stream, "audio")
 
 
 def _spy(comfy_rt, patched, blocks, metric):
@@ -219,7 +196,7 @@ def _copy(stream):
 
 @pytest.mark.parametrize("family", AUDIO_FAMILIES)
 def test_audio_of_a_skipped_step_is_its_own_cached_residual(comfy_rt, tiny, built, family):
-    case = _present_or_refused(tiny, built, family)
+    case = present_or_refused(tiny, built, family)
     if case is None:
         return
     blocks = _block_count(comfy_rt, case)
@@ -246,7 +223,7 @@ def test_audio_has_its_own_distance_and_can_force_a_step(comfy_rt, tiny, built, 
     """The recorded audio distance is the audio tokens' relative change of the metric block's residual, apart from
     the visual tokens' (how the two rates combine: tests/unit/test_adacache_modalities.py)."""
     adacache = comfy_rt.pack_module("accel_core.adacache")
-    case = _present_or_refused(tiny, built, family)
+    case = present_or_refused(tiny, built, family)
     if case is None:
         return
     blocks = _block_count(comfy_rt, case)
@@ -255,17 +232,17 @@ def test_audio_has_its_own_distance_and_can_force_a_step(comfy_rt, tiny, built, 
     tiny.sample(case, model=spied, steps=6, cfg=1.0)
     records = _steps(comfy_rt, spied)
 
-    def residual(call, rows):
+    def residual(call, modality):
         before, after = call["metric"]
-        return rows(call["args"], after) - rows(call["args"], before)
+        return _rows(call["args"], after, modality) - _rows(call["args"], before, modality)
 
     def l1(t):
         return t.abs().sum(dtype=torch.float64).item()
 
     audio, visual = [], []
     for previous, call in zip(calls, calls[1:]):
-        for rows, found in ((_audio_rows, audio), (_visual_rows, visual)):
-            now, before = residual(call, rows), residual(previous, rows)
+        for modality, found in (("audio", audio), ("visual", visual)):
+            now, before = residual(call, modality), residual(previous, modality)
             found.append(l1(now - before) / l1(before))
     assert [r.modality_distances[adacache.AUDIO] for r in records[1:]] == pytest.approx(audio, rel=1e-6)
     assert [r.distance for r in records[1:]] == pytest.approx(visual, rel=1e-6)

@@ -100,14 +100,26 @@ DIT_IMG = {
 
 @pytest.fixture(scope="module")
 def built(tiny):
-    """One tiny model per family, shared by the tests that only sample it or patch clones of it."""
+    """One tiny model per family and build overrides, shared by the tests that only sample it or patch clones of
+    it."""
     cases = {}
 
-    def build(family):
-        if family not in cases:
-            cases[family] = tiny.build(family)
-        return cases[family]
+    def build(family, **overrides):
+        key = (family, tuple(sorted(overrides.items())))
+        if key not in cases:
+            cases[key] = tiny.build(family, **overrides)
+        return cases[key]
     return build
+
+
+def present_or_refused(tiny, built, family, **overrides):
+    """The tiny case of ``family``, or None on a ComfyUI without its class: then the builder's refusal naming the
+    minimum version is what is checked (never a silent skip)."""
+    if family in PRESENT:
+        return built(family, **overrides)
+    with pytest.raises(tiny.MissingModelClass, match=f"needs ComfyUI >= {re.escape(FACTS[family]['min_comfyui'])}"):
+        tiny.build(family)
+    return None
 
 
 def _tensors(latent):

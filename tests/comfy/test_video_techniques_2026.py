@@ -9,7 +9,7 @@ window and ratio 0.5 change the output (so the joint self-attention was found, n
 import pytest
 import torch
 
-from test_tiny_models_2026 import PRESENT
+from test_tiny_models_2026 import PRESENT, built, present_or_refused  # noqa: F401 (built: a fixture)
 
 FAMILY = {"cogvideox_i2v": "cogvideox"}
 VIDEO = [f for f in ("hunyuan_video15", "wan22_animate", "wan22_s2v", "wan21_humo", "wan22_camera", "wan22_wandancer",
@@ -37,17 +37,6 @@ def _prune(comfy_rt, model, ratio):
     return comfy_rt.pack_module("nodes.temporal_prune").apply_temporal_prune(model, settings)
 
 
-@pytest.fixture(scope="module")
-def built(tiny):
-    cases = {}
-
-    def build(family):
-        if family not in cases:
-            cases[family] = tiny.build(family, frames=4)
-        return cases[family]
-    return build
-
-
 def _served_here(comfy_rt, case, technique):
     families = comfy_rt.pack_module("accel_core.families")
     compat = comfy_rt.pack_module("nodes.integration.compat")
@@ -62,7 +51,7 @@ def _served_here(comfy_rt, case, technique):
 
 @pytest.mark.parametrize("family", VIDEO)
 def test_local_window_is_exact_when_it_covers_everything_and_acts_when_small(comfy_rt, tiny, built, family):
-    case = built(family)
+    case = built(family, frames=4)
     if not _served_here(comfy_rt, case, "local_window"):
         return
     install = comfy_rt.pack_module("nodes.integration.install")
@@ -78,7 +67,7 @@ def test_local_window_is_exact_when_it_covers_everything_and_acts_when_small(com
 
 @pytest.mark.parametrize("family", VIDEO)
 def test_temporal_prune_ratio_zero_is_exact_and_half_prunes(comfy_rt, tiny, built, family):
-    case = built(family)
+    case = built(family, frames=4)
     if not _served_here(comfy_rt, case, "temporal_prune"):
         return
     last_run = comfy_rt.pack_module("nodes.integration.run_state").last_run
@@ -97,12 +86,10 @@ def test_ltx2_windows_the_video_self_attention_only(comfy_rt, tiny, built, monke
     """Every windowed attention call is the video stream's self-attention (4 x 6 x 8 tokens here); the audio
     self-attention and the audio <-> video cross-attentions pass through untouched. (Below ComfyUI 0.8.0, which
     has no LTX-2: the tiny builder's refusal.)"""
-    if "ltxav" not in PRESENT:
-        with pytest.raises(tiny.MissingModelClass, match=r"needs ComfyUI >= 0\.8\.0"):
-            tiny.build("ltxav")
+    case = present_or_refused(tiny, built, "ltxav", frames=4)
+    if case is None:
         return
     node = comfy_rt.pack_module("nodes.local_window")
-    case = built("ltxav")
     queries = []
     original = node.local_window_attention
 
@@ -118,12 +105,10 @@ def test_ltx2_windows_the_video_self_attention_only(comfy_rt, tiny, built, monke
 def test_minimax_h3_windows_the_video_rows_at_the_end_of_its_packed_sequence(comfy_rt, tiny, built, monkeypatch):
     """The window is placed on the video grid after every other row of the packed sequence (text, audio): its
     offset is the sequence length minus the 4 x 3 x 4 video rows. (Below ComfyUI 0.33.0: the builder's refusal.)"""
-    if "minimax_h3" not in PRESENT:
-        with pytest.raises(tiny.MissingModelClass, match=r"needs ComfyUI >= 0\.33\.0"):
-            tiny.build("minimax_h3")
+    case = present_or_refused(tiny, built, "minimax_h3", frames=4)
+    if case is None:
         return
     node = comfy_rt.pack_module("nodes.local_window")
-    case = built("minimax_h3")
     grids = []
     original = node.local_window_attention
 
