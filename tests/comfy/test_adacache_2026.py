@@ -86,6 +86,8 @@ def test_family_is_in_the_support_table_with_its_route(comfy_rt, built, family):
     install = comfy_rt.pack_module("nodes.integration.install")
     case = built(family)
     assert families.family_of(case.patcher.model) == FAMILY.get(family, family)
+    # the version the node names when it refuses a family is the one whose ComfyUI first has the class
+    assert families.MIN_COMFYUI.get(FAMILY.get(family, family), "0.3.75") == FACTS[family]["min_comfyui"]
     if not _served_here(comfy_rt, case):
         return
     patched = _apply(comfy_rt, case.patcher)
