@@ -23,7 +23,6 @@ import torch
 from ..kernels.head_sparse import DENSE, PATTERNS, PatternShapes, pattern_flops, pattern_mask_mod
 from ..kernels.local_window import window_radii
 from .settings import range_error, setting
-from .temporal_prune import frame_ids, sample_queries
 
 TABLE_FORMAT = "freeaccel head patterns"
 TABLE_VERSION = 1
@@ -76,6 +75,7 @@ class HeadPatternSettings:
 
 def sampled_rows(layout, rows_per_frame, seq_len=None):
     """Sequence positions of ``rows_per_frame`` evenly spaced video queries of every latent frame, ascending."""
+    from .temporal_prune import frame_ids, sample_queries  # here: temporal_prune's settings import this module
     seq_len = seq_len or layout.offset + layout.video_len
     ids = frame_ids(layout.offset, layout.frames, layout.height * layout.width,
                     seq_len - layout.offset - layout.video_len)
@@ -154,7 +154,10 @@ def pattern_costs(layout, shapes, seq_len=None):
 
 def choose_patterns(masses, costs, threshold):
     """Per head (columns of ``masses`` [len(PATTERNS), H]), the cheapest pattern by ``costs`` whose mass is at least
-    ``threshold``; equal costs go to dense (it runs as plain attention). Returns a tuple of pattern names."""
+    ``threshold``; equal costs go to dense (it runs as plain attention). Returns a tuple of pattern names. A threshold
+    of 1 gives every head dense (only dense keeps all the mass; rounding cannot let a sparse pattern through)."""
+    if threshold >= 1.0:
+        return (DENSE,) * masses.shape[1]
     order = sorted(range(len(PATTERNS)), key=lambda i: (costs[PATTERNS[i]], PATTERNS[i] != DENSE))
     chosen = []
     for head_masses in masses.t().tolist():
@@ -240,3 +243,107 @@ class PatternTable:
         with open(path, encoding="utf-8") as file:
             return cls.from_json(file.read(), source=str(path))
 
+
+
+WAIT, DECIDE, SPARSE = "wait", "decide", "sparse"  # a step's phase: dense, the first sparse step, a later one
+
+
+class AdaptiveRun:
+    """One sampling run of the per-head patterns: the step phases and the pattern table.
+
+    A step is one distinct sigma seen by the model (cond and uncond calls of a step share it). Steps before
+    ``start_sigma`` run dense (WAIT). The first computed step at or after it is the DECIDE step: each block's heads
+    are measured on that block's first self-attention call of the step and that very call already runs with the
+    chosen patterns, so no step is spent only measuring; every later call and step (SPARSE) reuses the table. A
+    ``table`` loaded from a pattern file replaces the measuring, unless it was made under other pattern sizes,
+    another threshold or on another grid (``mismatch`` then says why, and the run measures as without one).
+    """
+
+    def __init__(self, settings: HeadPatternSettings, start_sigma, table: Optional[PatternTable] = None):
+        self.settings = settings
+        self.start_sigma = float(start_sigma)
+        self.loaded = table
+        self.table = PatternTable(settings.shapes, settings.mass_threshold)
+        self.mismatch = None      # why a loaded table was not used
+        self.phase = WAIT
+        self.steps = 0            # computed steps so far
+        self.dense_steps = 0      # of them, before start_sigma
+        self.decision_step = None  # 1-based computed step the patterns were chosen (or first used) in
+        self.trace = {}           # block -> masses [len(PATTERNS), H] of the blocks measured in this run
+        self.dense_blocks = set()  # blocks seen that stay dense by setting
+        self._sigma = None
+        self._checked = table is None
+
+    def begin_forward(self, sigma) -> str:
+        """Call once per model call with its sigma; returns the phase of that call."""
+        sigma = float(sigma)
+        if sigma != self._sigma:
+            self._sigma = sigma
+            self.steps += 1
+            if sigma > self.start_sigma:
+                self.phase = WAIT
+                self.dense_steps += 1
+            elif self.decision_step is None:
+                self.phase, self.decision_step = DECIDE, self.steps
+            else:
+                self.phase = SPARSE
+        return self.phase
+
+    @property
+    def from_file(self) -> bool:
+        """True while the patterns come from the loaded table."""
+        return self.loaded is not None and self.mismatch is None
+
+    def _check(self, grid):
+        self._checked = True
+        table, settings = self.loaded, self.settings
+        if table.shapes != settings.shapes or table.mass_threshold != float(settings.mass_threshold):
+            self.mismatch = (f"it was chosen with mass_threshold {table.mass_threshold:g}, window radii "
+                             f"{tuple(table.shapes.window)} and temporal radii {tuple(table.shapes.temporal)}; these "
+                             f"settings give {float(settings.mass_threshold):g}, {tuple(settings.shapes.window)} and "
+                             f"{tuple(settings.shapes.temporal)}")
+        elif table.grid is not None and tuple(table.grid) != tuple(grid):
+            self.mismatch = f"it was measured on a {_grid_text(table.grid)} grid, this run has {_grid_text(grid)}"
+
+    def patterns(self, block, heads, grid, measure):
+        """The patterns of global block ``block``'s ``heads`` heads on ``grid`` (frames, height, width), or None
+        for a block that stays dense by setting. ``measure()`` -> (patterns, masses) is called for a block the
+        table does not have yet (its first call from the DECIDE step on)."""
+        if not self.settings.sparse_block(block):
+            self.dense_blocks.add(block)
+            return None
+        if not self._checked:
+            self._check(grid)
+        if self.from_file:
+            found = self.loaded.patterns(block)
+            if found is not None and len(found) != heads:
+                self.mismatch = f"block {block} has {len(found)} heads there, {heads} in this model"
+            elif found is not None:
+                return found
+        found = self.table.patterns(block)
+        if found is None:
+            found, masses = measure()
+            self.table.record(block, found, grid)
+            self.trace[block] = masses
+        return found
+
+    @property
+    def chosen(self) -> PatternTable:
+        """The table in force: the loaded one, or the one measured in this run."""
+        if self.from_file:
+            merged = PatternTable(self.loaded.shapes, self.loaded.mass_threshold, self.loaded.grid, self.loaded.blocks)
+            for block, patterns in self.table.blocks.items():  # blocks the file did not have, measured here
+                merged.record(block, patterns)
+            return merged
+        return self.table
+
+    def summary(self) -> dict:
+        table = self.chosen
+        return {"patterns": dict(table.blocks), "counts": table.counts(), "heads": sum(table.counts().values()),
+                "dense_blocks": sorted(self.dense_blocks), "steps": self.steps, "dense_steps": self.dense_steps,
+                "decision_step": self.decision_step, "source": "file" if self.from_file else "measured",
+                "mismatch": self.mismatch, "measured_blocks": sorted(self.trace), "trace": dict(self.trace)}
+
+
+def _grid_text(grid):
+    return " x ".join(str(size) for size in grid)

@@ -12,6 +12,11 @@ A value near 0 means the unit already behaves per frame, so restricting it to it
 over the whole model and the lowest ``floor(ratio * units)`` are pruned; ties go to the unit seen first. The pruned
 set is computed once per sampling run, after ``calibration_steps`` computed steps starting at ``start_sigma``, and
 stays frozen until the run ends.
+
+Mode ``adaptive`` (DiTs) goes F3's way to the end: instead of pruning a fraction of the heads, every (block, head)
+gets the cheapest pattern of ``accel_core.head_patterns`` (dense, within-frame, local window, temporal) that keeps
+``mass_threshold`` of its attention, chosen inside the first computed step from ``start_percent`` on (no
+calibration steps) and reused for the run, or loaded from a pattern file.
 """
 import dataclasses
 import math
@@ -19,11 +24,23 @@ from typing import Hashable, Optional
 
 import torch
 
+from . import head_patterns
 from .settings import range_error, setting
 
 WAIT, CALIBRATE, PRUNE = "wait", "calibrate", "prune"
-# identity: a pruned unit attends within its own frame; skip: it is removed (module units: the whole temporal block)
-MODES = ("identity", "skip")
+# identity: a pruned unit attends within its own frame; skip: it is removed (module units: the whole temporal block);
+# adaptive: per-head sparse patterns (DiTs only)
+ADAPTIVE = "adaptive"
+MODES = ("identity", "skip", ADAPTIVE)
+_HEAD_FIELDS = {f.name: f for f in dataclasses.fields(head_patterns.HeadPatternSettings)}
+
+
+def _adaptive(name, label=None):
+    """A field of ``HeadPatternSettings`` (same default, range and tooltip), marked as the adaptive mode's."""
+    field = _HEAD_FIELDS[name]
+    spec = field.metadata["setting"]
+    spec = dataclasses.replace(spec, tooltip="adaptive mode: " + spec.tooltip, label=label or spec.label)
+    return dataclasses.field(default=field.default, metadata={"setting": spec})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +54,30 @@ class TemporalPruneSettings:
         "identity", "identity: a pruned unit lets each frame attend only to itself (SVD: just the value and output "
                     "projections; DiTs: attention within each latent frame, text still visible). skip: SVD bypasses "
                     "the whole temporal block through its residual (the spatial/temporal mix still applies); on DiTs "
-                    "the pruned head's output is dropped.", options=MODES)
-    start_percent: float = setting(0.1, "Sampling progress at which calibration starts; steps before it run dense.",
+                    "the pruned head's output is dropped. adaptive (DiTs): no pruning ratio; every head gets the "
+                    "cheapest of dense / within-frame / local window / temporal attention that keeps mass_threshold "
+                    "of its attention, chosen inside the first step from start_percent (no calibration steps).",
+        options=MODES)
+    start_percent: float = setting(0.1, "Sampling progress at which calibration starts; steps before it run dense. "
+                                        "adaptive: where the head patterns start (chosen in that first step).",
                                    minimum=0.0, maximum=1.0, step=0.01)
     calibration_steps: int = setting(
         2, "Computed steps (from start_percent) used to measure the units before the pruned set is frozen for the "
            "rest of the run. Recomputed on every run.", minimum=1, maximum=100, label="calib. steps", advanced=True)
+    # adaptive mode only (added after the F3 inputs: saved workflows store widget values by position)
+    mass_threshold: float = _adaptive("mass_threshold", label="mass threshold")
+    dense_blocks: int = _adaptive("dense_blocks", label="dense blocks")
+    window_frames: int = _adaptive("window_frames")
+    window_height: int = _adaptive("window_height")
+    window_width: int = _adaptive("window_width")
+    temporal_size: int = _adaptive("temporal_size")
+    rows_per_frame: int = _adaptive("rows_per_frame")
+    pattern_file: str = setting(
+        "", "adaptive mode: optional JSON file of the chosen head patterns (relative paths: in ComfyUI's output "
+            "folder). Missing: the patterns measured in this run are written to it. Present: they are loaded and "
+            "nothing is measured, unless the file was made with other pattern settings or on another latent size "
+            "(then the run measures again, says so in the log and leaves the file as it is). Empty: no file.",
+        label="pattern file", advanced=True)
 
     def error(self) -> Optional[str]:
         """The message for invalid settings, or None when they are valid."""
@@ -54,7 +89,12 @@ class TemporalPruneSettings:
             return f"start_percent must be between 0 and 1, got {self.start_percent}"
         if self.calibration_steps < 1:
             return f"calibration_steps must be at least 1, got {self.calibration_steps}"
-        return range_error(self)
+        return range_error(self) or self.head_patterns.error()
+
+    @property
+    def head_patterns(self) -> "head_patterns.HeadPatternSettings":
+        """The adaptive mode's settings (its ``start_percent`` is this node's)."""
+        return head_patterns.HeadPatternSettings(**{name: getattr(self, name) for name in _HEAD_FIELDS})
 
 
 def cross_frame_mass(mass: torch.Tensor) -> torch.Tensor:

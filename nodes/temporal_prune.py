@@ -10,27 +10,38 @@ Hooks (per-run state from ``integration.run_state``, so the patched model holds 
 - Full-3D-attention DiTs: an attention handler (``integration.attention``, chained with other FreeAccel nodes) on the
   joint self-attention, recognised by query length == key length == this call's video (+ text) token count. Units
   are its heads.
+
+Mode ``adaptive`` (DiTs only; ``accel_core.head_patterns``): the same hooks, with an ``AdaptiveRun`` as the run's
+state. In the first computed step from ``start_percent``, each block's first joint self-attention call measures its
+heads on sampled query rows and runs right away with the chosen patterns (``kernels.head_sparse``); every later call
+reuses them. Dense heads go down the attention chain as they are, so a model whose heads all stay dense is
+bit-identical to the unpatched one. An optional pattern file is loaded at the start of a run, or written once the
+first model call of the deciding step has finished.
 """
 import functools
 import logging
 import math
+import os
 
 import torch
 from comfy_api.v0_0_2 import io
 import comfy.patcher_extension
 
+from ..accel_core import head_patterns
 from ..accel_core.settings import from_inputs
 from ..accel_core.temporal_prune import (
-    CALIBRATE, WAIT, TemporalPruneRun, TemporalPruneSettings, cross_frame_mass, sample_queries)
+    ADAPTIVE, CALIBRATE, WAIT, TemporalPruneRun, TemporalPruneSettings, cross_frame_mass, sample_queries)
 from ..kernels.attention import split_heads
 from ..kernels.frame_attention import frame_attention
+from ..kernels.head_sparse import DENSE, head_sparse_attention
+from ..kernels.local_window import VideoLayout
 from ..kernels.scoring import frame_pair_mass
 from .integration.compat import report_block_info
 from .integration.install import apply, technique
 from .integration.run_state import run_state
 from .integration.schema import settings_inputs, settings_validator
 from .integration.steps import SigmaWindow, call_sigma
-from .integration.families import token_layout
+from .integration.families import double_blocks, token_layout
 from .integration.token_layout import ModelCall
 
 log = logging.getLogger(__name__)
@@ -47,26 +58,81 @@ class _RunState:
     def __init__(self, settings, family, model_sampling, _sample_sigmas):  # RunHook's start(sampling, sigmas)
         self.settings, self.family = settings, family
         start_sigma = SigmaWindow(model_sampling, settings.start_percent).start_sigma
-        self.run = TemporalPruneRun(settings.ratio, start_sigma, settings.calibration_steps)
+        self.adaptive = settings.mode == ADAPTIVE
+        if self.adaptive:
+            self.pattern_path = pattern_path(settings.pattern_file)
+            self.run = head_patterns.AdaptiveRun(settings.head_patterns, start_sigma, self._load_table())
+            self.saved = False
+        else:
+            self.run = TemporalPruneRun(settings.ratio, start_sigma, settings.calibration_steps)
         self.call = None  # ModelCall while the model runs
         self.warned_ambiguous = False
+        self.warned = set()  # adaptive-mode fallbacks already logged in this run
+
+    def _load_table(self):
+        """The pattern file's table, or None (no file yet, or unreadable: then the run measures, as logged)."""
+        self.file_existed = self.pattern_path is not None and os.path.exists(self.pattern_path)
+        if not self.file_existed:
+            return None
+        try:
+            return head_patterns.PatternTable.load(self.pattern_path)
+        except (OSError, ValueError) as err:
+            log.warning("%s: cannot use the pattern file (%s); measuring the head patterns in this run instead",
+                        NAME, err)
+            return None
 
     def finish(self):
+        if self.adaptive:
+            return self._finish_adaptive()
         summary = self.run.summary()
         log.info("TemporalAttnPrune (%s, %s): pruned %d of %d temporal attention units (ratio %.2f) after %d "
                  "calibration steps", self.family, self.settings.mode, len(summary["pruned"]), summary["units"],
                  self.settings.ratio, summary["calibrated_steps"])
         return summary
 
+    def _finish_adaptive(self):
+        summary = self.run.summary()
+        summary["pattern_file"] = self.pattern_path
+        counts = ", ".join(f"{pattern} {count}" for pattern, count in summary["counts"].items())
+        if summary["decision_step"] is None:
+            log.info("TemporalAttnPrune (%s, adaptive): no step reached start_percent %.2f; all %d steps ran dense",
+                     self.family, self.settings.start_percent, summary["steps"])
+        else:
+            source = ("loaded from " + self.pattern_path if summary["source"] == "file"
+                      else f"measured in computed step {summary['decision_step']}")
+            log.info("TemporalAttnPrune (%s, adaptive): head patterns of %d heads in %d blocks (%s): %s; %d dense "
+                     "blocks before them; %d of %d steps dense before start_percent", self.family, summary["heads"],
+                     len(summary["patterns"]), source, counts, len(summary["dense_blocks"]),
+                     summary["dense_steps"], summary["steps"])
+        return summary
+
     def apply_model(self, executor, args, kwargs):
         x, timestep, c_crossattn = args[0], args[1], args[3]
         layout = self._layout(executor.class_obj, x, c_crossattn, kwargs)
         self.run.begin_forward(call_sigma(timestep))
-        self.call = ModelCall(layout)
+        # adaptive: blocks are numbered globally (HunyuanVideo's single-stream blocks after its double-stream ones)
+        doubles = len(double_blocks(self.family, executor.class_obj.diffusion_model)) if self.adaptive else 0
+        self.call = ModelCall(layout, doubles)
         try:
-            return executor(*args, **kwargs)
+            out = executor(*args, **kwargs)
         finally:
             self.call = None
+        if self.adaptive and self.run.phase != head_patterns.WAIT:
+            self._save_table()
+        return out
+
+    def _save_table(self):
+        """Write the patterns measured in this run to the pattern file, once, after the first whole model call of
+        the deciding step (only to a file that did not exist when the run started)."""
+        if self.saved or self.pattern_path is None or self.file_existed or not self.run.table.blocks:
+            return
+        self.saved = True
+        try:
+            os.makedirs(os.path.dirname(self.pattern_path) or ".", exist_ok=True)
+            self.run.table.save(self.pattern_path)
+            log.info("%s: wrote the head patterns to %s", NAME, self.pattern_path)
+        except OSError as err:
+            log.warning("%s: cannot write the pattern file %s (%s)", NAME, self.pattern_path, err)
 
     def _layout(self, base_model, x, c_crossattn, conds):
         layout, _ = token_layout(self.family, base_model, x, c_crossattn, conds)
@@ -99,6 +165,8 @@ class _RunState:
 
     # --- DiTs: heads of the joint self-attention ------------------------------------------------------------
     def attention(self, call):
+        if self.adaptive:
+            return self._adaptive_attention(call)
         run, model_call = self.run, self.call
         if model_call is None or model_call.layout is None or run.phase == WAIT:
             return call.next()
@@ -131,6 +199,97 @@ class _RunState:
         else:
             out[:, pruned] = 0  # the head is removed: the block's residual stream carries on without it
         return out
+
+
+    # --- DiTs, adaptive mode: a pattern per head ------------------------------------------------------------
+    def _warn_once(self, key, message, *args):
+        if key not in self.warned:
+            self.warned.add(key)
+            log.info("%s: " + message, NAME, *args)
+
+    def _adaptive_attention(self, call):
+        run, model_call = self.run, self.call
+        if model_call is None or model_call.layout is None or run.phase == head_patterns.WAIT:
+            return call.next()
+        layout = model_call.layout
+        if call.query_length != call.key_length or not layout.matches(call.query_length):
+            return call.next()
+        block = model_call.block_number(model_call.site(call.options))
+        if not layout.full_grid:
+            self._warn_once("grid", "the video tokens of this call do not form a full frames x height x width grid "
+                                    "(e.g. LTX-Video keyframe conditioning); its attention stays dense")
+            return call.next()
+        key_mask = None if call.mask is None else _key_mask(call.mask)
+        if call.mask is not None and key_mask is None:
+            self._warn_once("mask", "the attention mask of this model differs per query; its attention stays dense")
+            return call.next()
+        grid = VideoLayout(layout.frames, layout.height, layout.width, offset=layout.prefix_for(call.query_length))
+        settings = self.settings.head_patterns
+
+        def measure():
+            return head_patterns.decide_patterns(call.q, call.k, grid, settings, key_mask=key_mask)
+        had_mismatch = run.mismatch
+        patterns = run.patterns(block, call.q.shape[1], (layout.frames, layout.height, layout.width), measure)
+        if run.mismatch is not None and had_mismatch is None and run.loaded is not None:
+            log.warning("%s: the pattern file %s does not fit this run (%s); measuring the head patterns again (the "
+                        "file is left as it is)", NAME, self.pattern_path, run.mismatch)
+        if patterns is None:
+            return call.next()
+        return self._head_patterns(call, patterns, grid)
+
+    def _head_patterns(self, call, patterns, grid):
+        """[B, H, L, D]: the dense heads through the chain, the others on their pattern (heads sharing one run
+        together)."""
+        q, k, v = call.q, call.k, call.v
+        heads = q.shape[1]
+        dense = [h for h in range(heads) if patterns[h] == DENSE]
+        if len(dense) == heads:
+            return call.next()
+        sparse = [h for h in range(heads) if patterns[h] != DENSE]
+        shapes = self.settings.head_patterns.shapes
+        if not dense:
+            return head_sparse_attention(q, k, v, grid, patterns, shapes, mask=call.mask, backend=call.backend)
+        out = q.new_empty(q.shape)
+        out[:, dense] = call.next(q[:, dense], k[:, dense], v[:, dense], mask=_select_heads(call.mask, dense))
+        out[:, sparse] = head_sparse_attention(q[:, sparse], k[:, sparse], v[:, sparse], grid,
+                                               [patterns[h] for h in sparse], shapes,
+                                               mask=_select_heads(call.mask, sparse), backend=call.backend)
+        return out
+
+
+def _key_mask(mask):
+    """A 4-D attention mask that only masks keys as [B|1, Lk]; None for one that differs per query or head."""
+    return mask[:, 0, 0] if mask.shape[1] == 1 and mask.shape[2] == 1 else None
+
+
+def pattern_path(text):
+    """The pattern file named by the ``pattern_file`` input: None when empty; relative paths are in ComfyUI's output
+    folder."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    text = os.path.expanduser(text)
+    if not os.path.isabs(text):
+        import folder_paths
+        text = os.path.join(folder_paths.get_output_directory(), text)
+    return os.path.normpath(text)
+
+
+def pattern_file_error(settings):
+    """The message for a pattern file that exists but is not a readable pattern table, or None (no file: it is
+    written by the run)."""
+    if settings.mode != ADAPTIVE:
+        return None
+    path = pattern_path(settings.pattern_file)
+    if path is None or not os.path.exists(path):
+        return None
+    if os.path.isdir(path):
+        return f"pattern_file {path} is a folder; name a .json file"
+    try:
+        head_patterns.PatternTable.load(path)
+    except (OSError, ValueError) as err:
+        return f"pattern_file: {err} (delete it to measure and write it again)"
+    return None
 
 
 def _select_heads(mask, index):
@@ -198,6 +357,13 @@ def _patch_svd(installer, diffusion_model, mode):
 
 
 def _install(installer, settings, family):
+    if settings.mode == ADAPTIVE:
+        if family == "svd":
+            raise ValueError("mode adaptive chooses a pattern per head of a video DiT's joint 3-D self-attention; "
+                             "SVD has none: use identity or skip")
+        error = pattern_file_error(settings)
+        if error is not None:
+            raise ValueError(error)
     installer.run_state(functools.partial(_RunState, settings, family))
     installer.wrapper(comfy.patcher_extension.WrappersMP.APPLY_MODEL, _apply_model)
     if family == "svd":
@@ -228,7 +394,9 @@ class TemporalAttnPruneNode(io.ComfyNode):
                         "attention each temporal unit sends to OTHER frames, then prunes the lowest-ranked fraction "
                         "for the rest of the run. SVD: units are the time_stack attention modules. WAN, "
                         "HunyuanVideo, LTX-Video, Mochi: units are heads of the joint 3-D self-attention, and a "
-                        "pruned head attends within its own latent frame only.",
+                        "pruned head attends within its own latent frame only. Mode adaptive (DiTs): every head gets "
+                        "the cheapest of dense, within-frame, local-window and temporal attention that keeps "
+                        "mass_threshold of its attention, chosen inside the first step (no calibration steps).",
             inputs=[
                 io.Model.Input("model", tooltip="A video model: SVD, WAN 2.1/2.2, HunyuanVideo, LTX-Video or Mochi."),
                 *settings_inputs(TemporalPruneSettings),
@@ -236,7 +404,7 @@ class TemporalAttnPruneNode(io.ComfyNode):
             outputs=[io.Model.Output(tooltip="The model with temporal attention pruning.")],
         )
 
-    validate_inputs = settings_validator(TemporalPruneSettings, NAME)
+    validate_inputs = settings_validator(TemporalPruneSettings, NAME, pattern_file_error)
 
     @classmethod
     def execute(cls, model, **inputs):

@@ -10,6 +10,7 @@ from bench.fingerprint import CASES
 
 STEPS = 4
 TWICE_CASES = [case for case in CASES if case[1] != "FreeAccel_MotionTransferGuider"]  # a GUIDER does not chain
+TWICE_CASES.append(("temporal wan21 adaptive", "FreeAccel_TemporalAttnPrune", "wan21", {"frames": 5}, {"mode": "adaptive", "start_percent": 0.0, "mass_threshold": 0.5}))  # noqa: E501
 
 
 def _node(node_id):

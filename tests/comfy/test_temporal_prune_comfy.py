@@ -103,7 +103,7 @@ def test_validate_inputs_messages(comfy_rt, tp):
     assert "calibration_steps" in node.validate_inputs(ratio=0.5, mode="skip", start_percent=0.2, calibration_steps=0)
     # inputs fed by links are not passed: they keep the defaults
     assert node.validate_inputs() is True
-    assert node.validate_inputs(mode="drop") == ("TemporalAttnPrune (F3): mode must be one of identity, skip, "
+    assert node.validate_inputs(mode="drop") == ("TemporalAttnPrune (F3): mode must be one of identity, skip, adaptive, "
                                                  "got 'drop'")
 
 

@@ -75,7 +75,7 @@ def test_settings_errors():
     assert _error(ratio=1.0, start_percent=0.0) is None
     assert _error(ratio=1.5) == "ratio must be between 0 and 1, got 1.5"
     assert _error(ratio=-0.1) == "ratio must be between 0 and 1, got -0.1"
-    assert _error(mode="drop") == "mode must be one of identity, skip, got 'drop'"
+    assert _error(mode="drop") == "mode must be one of identity, skip, adaptive, got 'drop'"
     assert _error(start_percent=-0.1) == "start_percent must be between 0 and 1, got -0.1"
     assert _error(start_percent=1.01) == "start_percent must be between 0 and 1, got 1.01"
     assert _error(calibration_steps=0) == "calibration_steps must be at least 1, got 0"
