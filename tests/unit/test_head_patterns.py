@@ -173,3 +173,82 @@ def test_table_json_round_trip(tmp_path):
 def test_table_load_errors(text, message):
     with pytest.raises(ValueError, match=message):
         PatternTable.from_json(text, source="p.json")
+
+
+def test_threshold_one_keeps_every_head_dense_even_where_a_pattern_rounds_to_one():
+    masses = torch.ones(len(PATTERNS), 3)  # every pattern "keeps everything"
+    costs = pattern_costs(LAYOUT, SHAPES, SEQ_LEN)
+    assert choose_patterns(masses, costs, 1.0) == (DENSE,) * 3
+    assert choose_patterns(masses, costs, 0.999) == (TEMPORAL,) * 3  # the cheapest on this grid
+
+
+def _run(table=None, **changes):
+    from freeaccel.accel_core.head_patterns import AdaptiveRun
+    settings = HeadPatternSettings(**dict(dict(dense_blocks=1, mass_threshold=0.8), **changes))
+    return AdaptiveRun(settings, start_sigma=5.0, table=table), settings
+
+
+def _measure(calls, patterns=(FRAME, WINDOW)):
+    def measure():
+        calls.append(1)
+        return patterns, torch.zeros(len(PATTERNS), len(patterns))
+    return measure
+
+
+def test_adaptive_run_decides_in_the_first_step_at_start_and_reuses():
+    from freeaccel.accel_core.head_patterns import DECIDE, SPARSE, WAIT
+    run, _ = _run()
+    calls = []
+    assert run.begin_forward(9.0) == WAIT and run.begin_forward(9.0) == WAIT  # cond and uncond of one step
+    assert run.begin_forward(5.0) == DECIDE
+    assert run.patterns(0, 2, (4, 8, 10), _measure(calls)) is None  # a dense block: not measured
+    assert run.patterns(1, 2, (4, 8, 10), _measure(calls)) == (FRAME, WINDOW) and len(calls) == 1
+    assert run.patterns(1, 2, (4, 8, 10), _measure(calls)) == (FRAME, WINDOW) and len(calls) == 1
+    assert run.begin_forward(2.0) == SPARSE and run.begin_forward(1.0) == SPARSE
+    assert run.patterns(1, 2, (4, 8, 10), _measure(calls)) == (FRAME, WINDOW) and len(calls) == 1
+    summary = run.summary()
+    assert (summary["steps"], summary["dense_steps"], summary["decision_step"]) == (4, 1, 2)
+    assert summary["counts"] == {DENSE: 0, FRAME: 1, WINDOW: 1, TEMPORAL: 0} and summary["heads"] == 2
+    assert summary["dense_blocks"] == [0] and summary["measured_blocks"] == [1] and summary["source"] == "measured"
+    assert run.table.grid == (4, 8, 10)
+
+
+def test_adaptive_run_uses_a_matching_table_and_measures_nothing():
+    _, settings = _run()
+    table = PatternTable(settings.shapes, settings.mass_threshold, (4, 8, 10), {1: (TEMPORAL, DENSE)})
+    run, _ = _run(table)
+    calls = []
+    run.begin_forward(1.0)
+    assert run.patterns(1, 2, (4, 8, 10), _measure(calls)) == (TEMPORAL, DENSE) and not calls
+    assert run.patterns(2, 2, (4, 8, 10), _measure(calls)) == (FRAME, WINDOW) and len(calls) == 1  # not in the file
+    summary = run.summary()
+    assert summary["source"] == "file" and summary["mismatch"] is None
+    assert summary["patterns"] == {1: (TEMPORAL, DENSE), 2: (FRAME, WINDOW)}
+
+
+@pytest.mark.parametrize("table_changes,grid,heads,reason", [
+    ({"grid": (4, 8, 12)}, (4, 8, 10), 2, "measured on a 4 x 8 x 12 grid, this run has 4 x 8 x 10"),
+    ({"mass_threshold": 0.9}, (4, 8, 10), 2, "mass_threshold 0.9"),
+    ({}, (4, 8, 10), 3, "block 1 has 2 heads there, 3 in this model"),
+])
+def test_adaptive_run_measures_again_for_a_mismatched_table(table_changes, grid, heads, reason):
+    _, settings = _run()
+    spec = dict(shapes=settings.shapes, mass_threshold=settings.mass_threshold, grid=(4, 8, 10),
+                blocks={1: (TEMPORAL, DENSE)})
+    spec.update(table_changes)
+    run, _ = _run(PatternTable(**spec))
+    calls = []
+    run.begin_forward(1.0)
+    assert run.patterns(1, heads, grid, _measure(calls, (FRAME,) * heads)) == (FRAME,) * heads and len(calls) == 1
+    assert reason in run.mismatch and run.summary()["source"] == "measured"
+
+
+def test_temporal_prune_settings_carry_the_head_pattern_settings():
+    from freeaccel.accel_core.temporal_prune import TemporalPruneSettings
+    settings = TemporalPruneSettings(mode="adaptive", start_percent=0.3, mass_threshold=0.8, dense_blocks=2,
+                                     window_frames=2, rows_per_frame=4)
+    assert settings.error() is None
+    assert settings.head_patterns == HeadPatternSettings(mass_threshold=0.8, dense_blocks=2, start_percent=0.3,
+                                                         window_frames=2, rows_per_frame=4)
+    assert TemporalPruneSettings(mass_threshold=0.4).error() == "mass_threshold must be at least 0.5, got 0.4"
+    assert TemporalPruneSettings().mode == "identity"  # the F3 default stays
