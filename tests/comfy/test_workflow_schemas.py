@@ -208,3 +208,41 @@ def test_repository_workflow_validates_once_its_models_are_downloaded(path, live
     finally:
         for stand_in in stand_ins:
             os.remove(stand_in)
+
+
+def test_wan22_two_expert_workflow_caches_each_ksampler_advanced_segment(comfy_rt, live_schemas, caplog):
+    """The bundled WAN 2.2 14B workflow run through the real executor on a tiny random WAN (both experts: one tiny
+    WAN 2.1-layout file, which is the 14B experts' architecture, behind the two ModelSamplingSD3 nodes), its AdaCache
+    nodes set to a custom codebook that always reuses 2 steps: each 10-step KSamplerAdvanced segment is one AdaCache
+    run that computes its own first two and last two steps (0, 1, 4, 7, 8, 9 of 10), and the run ends in the saved
+    video."""
+    import logging
+
+    from devtools.harness import tiny_nodes
+    from devtools.harness.tiny_workflow import tiny_prompt
+
+    tiny_nodes.register()
+    prompt = workflow_to_prompt(json.loads((WORKFLOWS_DIR / "wan22_t2v_14b_adacache.json").read_text("utf-8")),
+                                live_schemas)
+    loaders = sorted(node_id for node_id, node in prompt.items() if node["class_type"] == "UNETLoader")
+    assert [prompt[node_id]["inputs"]["unet_name"] for node_id in loaders] == [
+        "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"]
+    for node in prompt.values():  # the low-noise expert's shift node reads the one tiny file as well
+        if node["inputs"].get("model") == [loaders[1], 0]:
+            node["inputs"]["model"] = [loaders[0], 0]
+    del prompt[loaders[1]]
+    caches = [node for node in prompt.values() if node["class_type"] == "FreeAccel_AdaCache"]
+    assert len(caches) == 2 and all(node["inputs"]["preset"] == "medium_30" and node["inputs"]["moreg"]
+                                    for node in caches)
+    for node in caches:
+        node["inputs"].update(preset="custom", custom_codebook="1000:3")
+    segments = sorted((node["inputs"]["start_at_step"], node["inputs"]["end_at_step"], node["inputs"]["steps"])
+                      for node in prompt.values() if node["class_type"] == "KSamplerAdvanced")
+    assert segments == [(0, 10, 20), (10, 20, 20)]
+
+    with caplog.at_level(logging.INFO):
+        outputs = comfy_rt.execute(tiny_prompt(prompt, comfy_rt.base_dir))
+    summaries = [record.getMessage() for record in caplog.records if record.getMessage().startswith("AdaCache: computed")]
+    assert summaries == ["AdaCache: computed 6 of 10 steps (rates 1,3,3,3,3,3)"] * 2
+    (saved,) = [ui for ui in outputs.values() if "images" in ui]
+    assert saved["images"][0]["filename"].startswith("wan22_t2v_14b_adacache")
