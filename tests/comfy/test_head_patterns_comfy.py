@@ -248,3 +248,15 @@ def test_log_line_counts_the_heads_of_each_pattern(comfy_rt, tiny, tp, core, las
     assert "head patterns of 6 heads in 3 blocks (measured in computed step 1)" in lines[0]
     assert ", ".join(f"{p} {n}" for p, n in counts.items()) in lines[0] and "1 dense blocks" in lines[0]
 
+
+
+@pytest.mark.parametrize("family,blocks", [("wan22", 4), ("hunyuan_video", 8), ("ltxv", 4), ("mochi", 4)])
+def test_every_block_of_each_dit_gets_its_patterns(comfy_rt, tiny, tp, core, last_run, family, blocks):
+    """Blocks are numbered globally (HunyuanVideo: 4 double-stream, then 4 single-stream), every block's joint
+    self-attention is measured once, and the dense first blocks are not."""
+    case = tiny.build(family, frames=4)
+    patched = _adaptive(tp, core, case.patcher, mass_threshold=0.5, dense_blocks=1)
+    tiny.sample(case, model=patched, steps=2)
+    record = last_run(patched)
+    assert record["dense_blocks"] == [0] and record["measured_blocks"] == list(range(1, blocks))
+    assert record["heads"] == 2 * (blocks - 1)
