@@ -260,3 +260,64 @@ def test_every_block_of_each_dit_gets_its_patterns(comfy_rt, tiny, tp, core, las
     record = last_run(patched)
     assert record["dense_blocks"] == [0] and record["measured_blocks"] == list(range(1, blocks))
     assert record["heads"] == 2 * (blocks - 1)
+
+
+class _Call:
+    """The parts of an AttentionCall the node's handler reads; ``next()`` is the dense attention."""
+
+    def __init__(self, q, k, v, mask=None):
+        self.q, self.k, self.v, self.mask, self.options, self.backend = q, k, v, mask, {}, "auto"
+        self.query_length, self.key_length = q.shape[2], k.shape[2]
+        self.nexts = 0
+
+    def next(self, q=None, k=None, v=None, mask=None):
+        self.nexts += 1
+        q, k, v, mask = (self.q, self.k, self.v, self.mask) if q is None else (q, k, v, mask)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@pytest.mark.parametrize("case", ["not a full grid", "mask per query"])
+def test_calls_the_patterns_cannot_serve_stay_dense_with_one_log_line(comfy_rt, tiny, tp, core, caplog, case):
+    """LTX-Video keyframe conditioning drops video tokens (no full grid); a mask that differs per query: such calls
+    run dense through the chain, one log line per run, no error, nothing measured."""
+    token_layout = comfy_rt.pack_module("nodes.integration.token_layout")
+    wan = _wan(tiny)
+    settings = core.TemporalPruneSettings(mode="adaptive", start_percent=0.0, dense_blocks=0, mass_threshold=0.5)
+    state = tp._RunState(settings, "ltxv", wan.patcher.get_model_object("model_sampling"), None)
+    frames, height, width = 4, 4, 6
+    video = frames * height * width
+    mask = None
+    if case == "not a full grid":
+        ids = (torch.arange(video) // (height * width))[height * width // 2:]  # half a frame dropped
+        layout = token_layout.TokenLayout(frames, height, width, video_ids=ids)
+    else:
+        ids, layout = None, token_layout.TokenLayout(frames, height, width)
+        mask = torch.rand(1, 1, video, video) > 0.1
+    length = layout.video_tokens
+    q, k, v = torch.randn(3, 1, 2, length, 8, generator=torch.Generator().manual_seed(0)).unbind(0)
+    state.run.begin_forward(0.5)
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            state.call = token_layout.ModelCall(layout)
+            call = _Call(q, k, v, None if mask is None else mask[..., :length, :length])
+            assert torch.equal(state.attention(call), call.next()) and call.nexts == 2
+    assert len([m for m in _freeaccel_log(caplog) if "stays dense" in m]) == 1
+    assert state.run.summary()["measured_blocks"] == []
+
+
+def test_separate_cond_and_uncond_calls_decide_once_per_block(comfy_rt, tiny, tp, core, last_run, monkeypatch,
+                                                             tmp_path):
+    """With cond and uncond as separate model calls, the first call of the deciding step measures each block and
+    the second reuses its patterns: one decision per block, the sampler's step count, and the same output as a
+    run loading those patterns."""
+    from devtools.harness.compat import run_cond_and_uncond_separately
+    run_cond_and_uncond_separately(monkeypatch)
+    case = _wan(tiny)
+    path = tmp_path / "split.json"
+    patched = _adaptive(tp, core, case.patcher, mass_threshold=0.5, pattern_file=str(path))
+    first = tiny.sample(case, model=patched, steps=STEPS)
+    record = last_run(patched)
+    assert record["steps"] == STEPS and record["measured_blocks"] == [0, 1, 2, 3]
+    loaded = _adaptive(tp, core, case.patcher, mass_threshold=0.5, pattern_file=str(path))
+    assert torch.equal(tiny.sample(case, model=loaded, steps=STEPS), first)
+    assert last_run(loaded)["source"] == "file"
