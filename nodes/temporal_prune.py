@@ -53,7 +53,8 @@ SVD_SCORED_POSITIONS = 1024  # spatial positions per video whose temporal attent
 
 
 class _RunState:
-    """One sampling run: the host-agnostic TemporalPruneRun plus the model call in progress."""
+    """One sampling run: the host-agnostic TemporalPruneRun (F3 modes) or AdaptiveRun (adaptive) plus the model
+    call in progress."""
 
     def __init__(self, settings, family, model_sampling, _sample_sigmas):  # RunHook's start(sampling, sigmas)
         self.settings, self.family = settings, family
