@@ -24,6 +24,7 @@ class Setting:
     label: Optional[str] = None      # short display name where the id does not fit the default node width
     multiline: bool = False          # string inputs: a text area (long values stay readable)
     on_off: bool = False             # a bool shown as an "on" / "off" combo (kept for saved workflows)
+    optional: bool = False           # added after prompts were saved: an API prompt without it keeps the default
 
 
 def setting(default: Any, tooltip: str, **options: Any) -> Any:

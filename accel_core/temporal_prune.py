@@ -39,7 +39,8 @@ def _adaptive(name, label=None):
     """A field of ``HeadPatternSettings`` (same default, range and tooltip), marked as the adaptive mode's."""
     field = _HEAD_FIELDS[name]
     spec = field.metadata["setting"]
-    spec = dataclasses.replace(spec, tooltip="adaptive mode: " + spec.tooltip, label=label or spec.label)
+    spec = dataclasses.replace(spec, tooltip="adaptive mode: " + spec.tooltip, label=label or spec.label,
+                               optional=True)
     return dataclasses.field(default=field.default, metadata={"setting": spec})
 
 
@@ -64,7 +65,8 @@ class TemporalPruneSettings:
     calibration_steps: int = setting(
         2, "Computed steps (from start_percent) used to measure the units before the pruned set is frozen for the "
            "rest of the run. Recomputed on every run.", minimum=1, maximum=100, label="calib. steps", advanced=True)
-    # adaptive mode only (added after the F3 inputs: saved workflows store widget values by position)
+    # adaptive mode only (added after the F3 inputs: saved workflows store widget values by position; optional
+    # inputs, so API-format prompts saved before them still validate)
     mass_threshold: float = _adaptive("mass_threshold", label="mass threshold")
     dense_blocks: int = _adaptive("dense_blocks", label="dense blocks")
     window_frames: int = _adaptive("window_frames")
@@ -77,7 +79,7 @@ class TemporalPruneSettings:
             "folder). Missing: the patterns measured in this run are written to it. Present: they are loaded and "
             "nothing is measured, unless the file was made with other pattern settings or on another latent size "
             "(then the run measures again, says so in the log and leaves the file as it is). Empty: no file.",
-        label="pattern file", advanced=True)
+        label="pattern file", advanced=True, optional=True)
 
     def error(self) -> Optional[str]:
         """The message for invalid settings, or None when they are valid."""

@@ -15,7 +15,7 @@ def settings_inputs(settings_class: type, names: Optional[Sequence[str]] = None)
     for name, kind, default, spec in fields(settings_class):
         if names is not None and name not in names:
             continue
-        common = dict(tooltip=spec.tooltip, **input_options(spec.advanced))
+        common = dict(tooltip=spec.tooltip, optional=spec.optional, **input_options(spec.advanced))
         if spec.label is not None:
             common["display_name"] = spec.label
         offered = choices(kind, spec)

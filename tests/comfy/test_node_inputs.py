@@ -43,9 +43,10 @@ def test_inputs_follow_the_settings_fields(comfy_rt, node_id):
     names = [name for name, *_ in settings.fields(cls)]
     schema_inputs = [item for item in node.define_schema().inputs if item.id in names]
     assert [item.id for item in schema_inputs] == names
-    info = node.GET_NODE_INFO_V1()["input"]["required"]
+    info = node.GET_NODE_INFO_V1()["input"]
     for name, _, default, spec in settings.fields(cls):
-        options = info[name][1]
+        assert name in info.get("optional" if spec.optional else "required", {}), name
+        options = {**info.get("required", {}), **info.get("optional", {})}[name][1]
         assert options["tooltip"] == spec.tooltip and options.get("display_name") == spec.label
         assert options.get("advanced") is ((True if spec.advanced else None) if compat.ADVANCED_INPUTS else None)
         assert options["default"] == settings.ui_value(default, spec)
@@ -104,3 +105,23 @@ def test_prompt_validation_reports_the_settings_check(comfy_rt, inputs, message)
     _, _, _, node_errors = asyncio.run(execution.validate_prompt("token-prune-validation", prompt, None))
     details = [problem["details"] for problem in node_errors["2"]["errors"]]
     assert details and all(detail.endswith(f" - {message}") for detail in details)
+
+
+def test_api_prompts_saved_before_the_adaptive_inputs_still_validate(comfy_rt):
+    """TemporalAttnPrune's adaptive-mode inputs are optional: an API-format prompt with the F3 inputs only passes
+    ComfyUI's validation (the node then runs with their defaults)."""
+    import asyncio
+    import execution
+    f3 = dict(ratio=0.5, mode="identity", start_percent=0.1, calibration_steps=2)
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "missing.safetensors", "weight_dtype": "default"}},
+        "2": {"class_type": "FreeAccel_TemporalAttnPrune", "inputs": {"model": ["1", 0], **f3}},
+        "3": {"class_type": "ModelSave", "inputs": {"model": ["2", 0], "filename_prefix": "x"}},
+    }
+    _, _, _, node_errors = asyncio.run(execution.validate_prompt("temporal-prune-old-prompt", prompt, None))
+    assert "2" not in node_errors, node_errors.get("2")
+    settings = comfy_rt.pack_module("accel_core.settings")
+    optional = [name for name, _, _, spec in settings.fields(comfy_rt.pack_module(
+        "accel_core.temporal_prune").TemporalPruneSettings) if spec.optional]
+    assert optional == ["mass_threshold", "dense_blocks", "window_frames", "window_height", "window_width",
+                        "temporal_size", "rows_per_frame", "pattern_file"]
