@@ -46,11 +46,7 @@ def _custom_sample_decode_save(wf, guider, sigmas, latent, vae, save_type, save_
     wf.link(sampler, "SAMPLER", sample, "sampler")
     wf.link(sigmas, "SIGMAS", sample, "sigmas")
     wf.link(latent, "LATENT", sample, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sample, "output", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add(save_type, **save_widgets)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.decode_save((sample, "output"), (vae, "VAE"), save_type, save_widgets)
 
 
 def _wan22_t2v_14b(wf):
@@ -86,11 +82,8 @@ def _wan22_t2v_14b(wf):
         wf.link(positive, "CONDITIONING", sampler, "positive")
         wf.link(negative, "CONDITIONING", sampler, "negative")
         wf.link(start, "LATENT", sampler, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(low, "LATENT", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add("SaveWEBM", filename_prefix="wan22_t2v_14b_adacache", fps=16.0)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.decode_save((low, "LATENT"), (vae, "VAE"), "SaveWEBM",
+                   dict(filename_prefix="wan22_t2v_14b_adacache", fps=16.0))
 
 
 def _flux2(wf):

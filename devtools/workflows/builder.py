@@ -216,12 +216,16 @@ class Workflow:
         for (source, output), name in zip((model, positive, negative, latent),
                                           ("model", "positive", "negative", "latent_image")):
             self.link(source, output, sampler, name)
+        self.decode_save((sampler, "LATENT"), vae, save_type, save_widgets)
+        return sampler
+
+    def decode_save(self, samples, vae, save_type, save_widgets):
+        """VAEDecode of ``samples`` with ``vae`` ((handle, output name) pairs) -> a ``save_type`` node."""
         decode = self.add("VAEDecode")
-        self.link(sampler, "LATENT", decode, "samples")
+        self.link(*samples, decode, "samples")
         self.link(*vae, decode, "vae")
         save = self.add(save_type, **save_widgets)
         self.link(decode, "IMAGE", save, "images")
-        return sampler
 
     def group(self, title, handles):
         """A titled box drawn around the given nodes."""

@@ -41,11 +41,8 @@ def _wan21_motion_transfer(wf):
     wf.link(sampler, "SAMPLER", sample, "sampler")
     wf.link(sigmas, "SIGMAS", sample, "sigmas")
     wf.link(reference, "LATENT", sample, "latent_image")
-    decode = wf.add("VAEDecode")
-    wf.link(sample, "output", decode, "samples")
-    wf.link(vae, "VAE", decode, "vae")
-    save = wf.add("SaveAnimatedWEBP", filename_prefix="wan21_motion_transfer", fps=16.0)
-    wf.link(decode, "IMAGE", save, "images")
+    wf.decode_save((sample, "output"), (vae, "VAE"), "SaveAnimatedWEBP",
+                   dict(filename_prefix="wan21_motion_transfer", fps=16.0))
     wf.group("Reference clip", [clip_motion, latent, reference])
     wf.group("FreeAccel", [guider])
 
