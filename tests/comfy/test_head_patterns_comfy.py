@@ -7,30 +7,15 @@ import logging
 
 import pytest
 import torch
+from test_temporal_prune_comfy import core, last_run, run_state, tp  # noqa: F401 (fixtures)
 
 WAN_FRAMES = 9
 STEPS = 4
 
 
 @pytest.fixture(scope="module")
-def tp(comfy_rt):
-    return comfy_rt.pack_module("nodes.temporal_prune")
-
-
-@pytest.fixture(scope="module")
-def core(comfy_rt):
-    return comfy_rt.pack_module("accel_core.temporal_prune")
-
-
-@pytest.fixture(scope="module")
 def hp(comfy_rt):
     return comfy_rt.pack_module("accel_core.head_patterns")
-
-
-@pytest.fixture(scope="module")
-def last_run(comfy_rt, tp):
-    run_state = comfy_rt.pack_module("nodes.integration.run_state")
-    return lambda patched: run_state.last_run(patched, tp.KEY)
 
 
 @pytest.fixture(scope="module")
