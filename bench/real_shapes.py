@@ -29,7 +29,14 @@ runs interleaved, medians over ``--repeats`` timed runs after one untimed run th
   give no meaningful distances), so it computes the 2 forced first steps, reuses, and computes the 2 forced last.
   Rows named "... on SDPA" apply the technique to the model on torch SDPA (FreeAccel_AttentionBackend sdpa), as a
   fused-attention (GPU) build would run it; compare them in the "vs SDPA" column.
-- speedup: baseline seconds per step / variant seconds per step.
+- ``head_patterns``: TemporalAttnPrune mode adaptive on the WAN cases, on SDPA, every block sparse (``dense_blocks``
+  0: the case has only 2 of the real model's 30 blocks), pattern sizes at their defaults. Random weights attend
+  almost uniformly, so their own decision keeps every head dense; the rows use the assumed ``HEAD_MIXES`` instead.
+  "pattern file" rows: one step with the mix loaded from a pattern file (no decision). "N-step run deciding" rows:
+  a ``FEW_STEPS``-step cfg-1 run in which the first sparse step takes the sampled-row statistics of every block as a
+  real run does and then runs the mix (``assumed_choice``), so the decision's cost is in the run's seconds.
+- speedup: baseline seconds per step / variant seconds per step (for a stateful N-step variant, the N-step run's
+  seconds / N: its speedup is the whole run's against N unpatched steps).
 - ideal: baseline FLOPs per step / variant FLOPs per step (``torch.utils.flop_counter.FlopCounterMode`` with CPU
   attention counted, ``bench.flops``); flex attention cannot be counted (ideal and efficiency are then empty).
 - efficiency: speedup / ideal.
@@ -48,14 +55,16 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from bench import benchmark
 from devtools.harness.comfy_env import BENCH_RUNTIME, PACK_ROOT, boot, find_comfyui
 
 FAMILIES = ("wan21", "sd15", "sdxl", "flux")
-TECHNIQUES = ("token_prune", "temporal_prune", "local_window", "adacache", "attention_backend", "motion_transfer")
+TECHNIQUES = ("token_prune", "temporal_prune", "head_patterns", "local_window", "adacache", "attention_backend",
+              "motion_transfer")
 DEFAULT_OUT = os.path.join(PACK_ROOT, "bench", "out")
 JSON_NAME = "real_shapes.json"
 
@@ -65,6 +74,12 @@ ADACACHE_STEPS = 6
 ADACACHE_CODEBOOK = "1000:3"  # every distance reuses the stack for 3 steps: steps 1-2 computed, 3-4 reused, 5-6 forced
 MOTION_AMF_BLOCK = 1
 SDPA_VARIANT = "AttentionBackend sdpa"  # the unpatched model on torch SDPA: the kernel reference of every case
+# TemporalAttnPrune adaptive: head-pattern mixes (pattern: heads of 12, WAN 1.3B's count), spread over the heads as
+# bench.head_sparse_timing spreads them. Assumed, not chosen: random weights attend almost uniformly, so a real
+# decision on them keeps every head dense. The first is the kernel bench's mixed case, the second one local window
+# for every head (Local Window Attention's work, chosen per head).
+HEAD_MIXES = (("dense", 1, "frame", 4, "window", 4, "temporal", 3), ("window", 12))
+FEW_STEPS = 4  # the few-step run of the adaptive rows (a step-distilled model's schedule, cfg 1)
 
 # comfy/model_detection.py (model_config_from_diffusers_unet), without its dtype
 SD15_UNET = dict(use_checkpoint=False, image_size=32, out_channels=4, use_spatial_transformer=True, legacy=False,
@@ -223,6 +238,11 @@ class Variant:
     steps: int = 1  # sampling steps of one run; seconds and FLOPs are reported per step
     note: str = ""
     on_sdpa: bool = False  # applied to the model on torch SDPA (AttentionBackend sdpa) instead of the unpatched one
+    # (shape, folder) -> extra inputs known only once the case is built (a pattern file for its grid)
+    prepare: object = None
+    # head patterns the decision returns in place of its own choice, its statistics still computed (see
+    # assumed_choice); None: the real choice
+    choice: tuple = None
 
 
 def apply_node(node_id, model, **inputs):
@@ -287,8 +307,79 @@ def _attention_backend_variants(family, _ratios):
     return [Variant(SDPA_VARIANT, "attention_backend", "FreeAccel_AttentionBackend", {"backend": "sdpa"})]
 
 
+def mix_patterns(mix, heads):
+    """The head patterns of ``mix`` (pattern, count, ...) for ``heads`` heads: the i-th head of every pattern before
+    the (i+1)-th, cut or cycled to ``heads`` (the smoke test's small models have fewer than 12)."""
+    counts = list(zip(mix[::2], mix[1::2]))
+    spread = [pattern for _, _, pattern in sorted((i, order, pattern) for order, (pattern, count) in enumerate(counts)
+                                                  for i in range(count))]
+    return tuple(spread[h % len(spread)] for h in range(heads))
+
+
+def _mix_text(mix):
+    return ", ".join(f"{pattern} {count}" for pattern, count in zip(mix[::2], mix[1::2]))
+
+
+def _wan_heads(shape):
+    return shape.unet_config["dim"] // HEAD_DIM
+
+
+def _pattern_file(mix):
+    """``prepare`` of a variant loading ``mix`` from a pattern file written for the case's grid and head count."""
+    def prepare(shape, folder):
+        from devtools.harness.comfy_env import current_runtime
+        head_patterns = current_runtime().pack_module("accel_core.head_patterns")
+        settings = head_patterns.HeadPatternSettings()
+        _, _, frames, height, width = shape.latent
+        table = head_patterns.PatternTable(settings.shapes, settings.mass_threshold, (frames, height // 2, width // 2))
+        for block in range(shape.unet_config["num_layers"]):
+            table.record(block, mix_patterns(mix, _wan_heads(shape)))
+        path = os.path.join(folder, f"patterns-{'-'.join(map(str, mix))}-{frames}x{height}x{width}.json")
+        table.save(path)
+        return {"pattern_file": path}
+    return prepare
+
+
+@contextmanager
+def assumed_choice(patterns):
+    """TemporalAttnPrune adaptive's decision with its statistics computed as in a real run (``decide_patterns``
+    measures every sampled row) but ``patterns`` (cut to the head count) returned as the choice: the cost of the
+    decision step at real shapes, with the chosen patterns random weights cannot produce."""
+    from devtools.harness.comfy_env import current_runtime
+    head_patterns = current_runtime().pack_module("accel_core.head_patterns")
+    choose = head_patterns.choose_patterns
+
+    def assumed(masses, costs, threshold):
+        choose(masses, costs, threshold)
+        return tuple(patterns[h % len(patterns)] for h in range(masses.shape[1]))
+    head_patterns.choose_patterns = assumed
+    try:
+        yield
+    finally:
+        head_patterns.choose_patterns = choose
+
+
+def _head_pattern_variants(family, _ratios):
+    if family != "wan21":
+        return []
+    adaptive = {"mode": "adaptive", "dense_blocks": 0}
+    found = [Variant(f"TemporalAttnPrune adaptive, pattern file ({_mix_text(mix)})", "head_patterns",
+                     "FreeAccel_TemporalAttnPrune", dict(adaptive, start_percent=0.0), on_sdpa=True,
+                     prepare=_pattern_file(mix), note="patterns loaded, every block sparse")
+             for mix in HEAD_MIXES]
+    mix = mix_patterns(HEAD_MIXES[0], 12)
+    for start in (0.0, 0.2):
+        dense_steps = "no dense step" if start == 0.0 else "start_percent 0.2: step 1 dense"
+        found.append(Variant(f"TemporalAttnPrune adaptive, {FEW_STEPS}-step run deciding, start {start:g}",
+                             "head_patterns", "FreeAccel_TemporalAttnPrune", dict(adaptive, start_percent=start),
+                             steps=FEW_STEPS, on_sdpa=True, choice=mix,
+                             note=f"{FEW_STEPS} steps, cfg 1, {dense_steps}; the first sparse step measures every "
+                                  f"block's heads (choice replaced by {_mix_text(HEAD_MIXES[0])})"))
+    return found
+
+
 VARIANTS = {"token_prune": _token_prune_variants, "temporal_prune": _temporal_prune_variants,
-            "local_window": _local_window_variants, "adacache": _adacache_variants,
+            "head_patterns": _head_pattern_variants, "local_window": _local_window_variants, "adacache": _adacache_variants,
             "attention_backend": _attention_backend_variants}
 
 
@@ -375,16 +466,19 @@ def time_variants(case, shape, found, repeats):
     from devtools.harness import tiny_models
 
     sdpa = apply_node("FreeAccel_AttentionBackend", case.patcher, backend="sdpa")
-    runs = [(benchmark.BASELINE, (case.patcher, 1))]
-    runs += [(variant.name, (apply_node(variant.node_id, sdpa if variant.on_sdpa else case.patcher,
-                                        **variant.inputs), variant.steps))
-             for variant in found]
+    runs = [(benchmark.BASELINE, (case.patcher, 1, None))]
+    with tempfile.TemporaryDirectory(prefix="freeaccel-real-shapes-") as folder:
+        for variant in found:
+            inputs = dict(variant.inputs, **(variant.prepare(shape, folder) if variant.prepare else {}))
+            model = apply_node(variant.node_id, sdpa if variant.on_sdpa else case.patcher, **inputs)
+            runs.append((variant.name, (model, variant.steps, variant.choice)))
 
-    def sample_fn(run):
-        model, steps = run
-        return tiny_models.sample(case, model=model, steps=steps, cfg=1.0, seed=0)
+        def sample_fn(run):
+            model, steps, choice = run
+            with assumed_choice(choice) if choice else nullcontext():
+                return tiny_models.sample(case, model=model, steps=steps, cfg=1.0, seed=0)
 
-    results = _run_side_by_side(shape, sample_fn, runs, repeats)
+        results = _run_side_by_side(shape, sample_fn, runs, repeats)
     base = results[0]
     rows = [_row(shape, benchmark.BASELINE, "", 1, "", base, base.median_s, base.gflops, base.attention_gflops)]
     rows += [_row(shape, variant.name, variant.technique, variant.steps, variant.note, result,
