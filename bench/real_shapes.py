@@ -2,13 +2,13 @@
 dim (random weights; the DiTs with only a few blocks), at the token counts users run.
 
     python -m bench.real_shapes [--full] [--techniques token_prune,local_window] [--families sd15,wan21]
-                                [--wan-frames 9,21] [--ratios 0.5] [--repeats 1] [--motion-iterations 2]
+                                [--wan-frames 9,21] [--wan-blocks 2] [--ratios 0.5] [--repeats 1] [--motion-iterations 2]
                                 [--dtype auto] [--out bench/out]
 
 Cases, built one at a time and freed before the next (no downloads: config class from ``comfy.supported_models``,
 ``get_model``, random weights, ``ModelPatcher``, as ``devtools.harness.tiny_models`` builds its models):
 
-- ``wan21``: WAN 2.1 T2V 1.3B width (dim 1536 = 12 heads x 128, ffn 8960), 2 blocks, 480p: latent 60 x 104 (30 x 52
+- ``wan21``: WAN 2.1 T2V 1.3B width (dim 1536 = 12 heads x 128, ffn 8960), 2 blocks (``--wan-blocks``), 480p: latent 60 x 104 (30 x 52
   tokens per frame) with each of ``--wan-frames`` latent frames; UMT5 text 512 x 4096.
 - ``sd15``: the SD1.5 UNet (the real config of ``comfy.model_detection``), 512x512: latent 64 x 64; CLIP 77 x 768.
 - ``sdxl``: the SDXL base UNet (real config, full depth), 1024x1024: latent 128 x 128; CLIP 77 x 2048, pooled 1280
@@ -111,6 +111,7 @@ class Selection:
     techniques: tuple = ("token_prune", "temporal_prune", "local_window", "attention_backend")
     families: tuple = ("sd15", "wan21")
     wan_frames: tuple = (9,)
+    wan_blocks: int = 2  # transformer blocks of the WAN cases (the real 1.3B model has 30)
     token_prune_ratios: tuple = (0.5,)
     repeats: int = 1  # timed runs per variant, after the untimed one that counts FLOPs
     motion_iterations: int = 2  # AdamW iterations of motion_transfer's one guided step
@@ -138,8 +139,8 @@ def wan21_shape(frames, height=60, width=104, blocks=2, dim=1536, ffn_dim=8960, 
     """WAN 2.1 T2V at 1.3B width (num_heads = dim / 128, as ComfyUI's detection derives it)."""
     from devtools.harness.tiny_models import WAN21_FILE_CONFIG  # the complete WAN 2.1 T2V layout, small
     config = dict(WAN21_FILE_CONFIG, dim=dim, ffn_dim=ffn_dim, num_heads=dim // HEAD_DIM, num_layers=blocks)
-    return Shape("wan21", f"wan21 {frames}x{height // 2}x{width // 2}", config, (1, 16, frames, height, width),
-                 text_tokens)
+    name = f"wan21 {frames}x{height // 2}x{width // 2}" + ("" if blocks == 2 else f", {blocks} block(s)")
+    return Shape("wan21", name, config, (1, 16, frames, height, width), text_tokens)
 
 
 def sd15_shape(height=64, width=64, **config_changes):
@@ -157,9 +158,10 @@ def flux_shape(height=128, width=128, double_blocks=2, single_blocks=2, hidden=3
     return Shape("flux", f"flux {8 * width}x{8 * height}", config, (1, 16, height, width), text_tokens)
 
 
-def real_shapes(wan_frames=(9, 21)):
+def real_shapes(wan_frames=(9, 21), wan_blocks=2):
     """The benchmark's cases at their real sizes, in run order."""
-    return [sd15_shape(), sdxl_shape(), flux_shape(), *(wan21_shape(frames) for frames in wan_frames)]
+    return [sd15_shape(), sdxl_shape(), flux_shape(),
+            *(wan21_shape(frames, blocks=wan_blocks) for frames in wan_frames)]
 
 
 def pick_dtype(name="auto"):
@@ -548,7 +550,7 @@ def bench_real_shapes(selection, shapes=None):
     import comfy.model_management
 
     dtype = pick_dtype(selection.dtype)
-    shapes = shapes or real_shapes(selection.wan_frames)
+    shapes = shapes or real_shapes(selection.wan_frames, selection.wan_blocks)
     start = time.perf_counter()
     rows, case_seconds = [], {}
     with quiet_console():
@@ -633,6 +635,8 @@ def parse_args(argv=None):
                                            f"(default: {', '.join(default.families)})")
     parser.add_argument("--wan-frames", help="latent frames of the WAN cases (default: "
                                              f"{','.join(map(str, default.wan_frames))})")
+    parser.add_argument("--wan-blocks", type=int, help="transformer blocks of the WAN cases (default: "
+                                                       f"{default.wan_blocks})")
     parser.add_argument("--ratios", help="TokenPrune and core ToMe ratios (default: "
                                          f"{','.join(map(str, default.token_prune_ratios))})")
     parser.add_argument("--repeats", type=int, help=f"timed runs per variant after the untimed one "
@@ -645,7 +649,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     given = {"techniques": args.techniques and _names(args.techniques, TECHNIQUES, "technique"),
              "families": args.families and _names(args.families, FAMILIES, "family"),
-             "wan_frames": args.wan_frames and _numbers(args.wan_frames, int),
+             "wan_frames": args.wan_frames and _numbers(args.wan_frames, int), "wan_blocks": args.wan_blocks,
              "token_prune_ratios": args.ratios and _numbers(args.ratios, float),
              "repeats": args.repeats, "motion_iterations": args.motion_iterations, "dtype": args.dtype}
     args.selection = dataclasses.replace(FULL if args.full else default,
