@@ -1,11 +1,13 @@
 """TemporalAttnPrune and LocalWindowAttention on the video DiTs of 2026 (issue 23): HunyuanVideo 1.5, the Wan 2.2
 variants (Animate, S2V, HuMo with their reference / motion tokens after the video tokens; Fun Camera, WanDancer),
-LTX-2 (the video stream only), CogVideoX ([text, video]) Kandinsky 5 video (video tokens only) and MiniMax H3 (the video rows, last in its packed sequence). Collected per ComfyUI version like
-``test_tiny_models_2026`` (a family runs where ComfyUI has its class); where the family exists but its hooks need a
-newer ComfyUI (Wan 2.2 S2V on 0.3.75), the refusal naming that version is what is tested.
+LTX-2 (the video stream only), CogVideoX ([text, video]) Kandinsky 5 video (video tokens only) and MiniMax H3 (the
+video rows, last in its packed sequence). Collected per ComfyUI version like ``test_tiny_models_2026`` (a family runs
+where ComfyUI has its class); where the family exists but its hooks need a newer ComfyUI (Wan 2.2 S2V on 0.3.75), the
+refusal naming that version is what is tested.
 
-Exactness: a window covering every token and pruning ratio 0 are bit-identical to the unpatched model; a small
-window and ratio 0.5 change the output (so the joint self-attention was found, never a silent no-op)."""
+Exactness: a window covering every token, pruning ratio 0 and adaptive patterns at mass threshold 1 are bit-identical
+to the unpatched model; a small window, ratio 0.5 and within-frame head patterns change the output (so the joint
+self-attention was found, never a silent no-op)."""
 import pytest
 import torch
 
@@ -120,3 +122,42 @@ def test_minimax_h3_windows_the_video_rows_at_the_end_of_its_packed_sequence(com
     assert grids and all((length - offset, frames, height, width) == (48, 4, 3, 4)
                          for length, offset, frames, height, width in grids)
     assert all(offset > 0 for _, offset, *_ in grids)
+
+
+def _adaptive(comfy_rt, model, pattern_file, mass_threshold):
+    settings = comfy_rt.pack_module("accel_core.temporal_prune").TemporalPruneSettings(
+        mode="adaptive", start_percent=0.0, dense_blocks=0, mass_threshold=mass_threshold,
+        pattern_file=str(pattern_file))
+    return comfy_rt.pack_module("nodes.temporal_prune").apply_temporal_prune(model, settings)
+
+
+@pytest.mark.parametrize("family", VIDEO)
+def test_adaptive_patterns_find_every_head_and_a_pattern_file_drives_them(comfy_rt, tiny, built, family, tmp_path):
+    """Mass threshold 1 measures every head of the joint self-attention, keeps it dense (bit-identical) and writes
+    the pattern file; the same file with every head set to within-frame attention is loaded, counted and changes
+    the output (so the heads were found and the patterns applied, never a silent no-op)."""
+    case = built(family, frames=4)
+    if not _served_here(comfy_rt, case, "temporal_prune"):
+        return
+    last_run = comfy_rt.pack_module("nodes.integration.run_state").last_run
+    table_class = comfy_rt.pack_module("accel_core.head_patterns").PatternTable
+    base = tiny.sample(case, steps=STEPS)
+    path = tmp_path / "patterns.json"
+    measured = _adaptive(comfy_rt, case.patcher, path, 1.0)
+    assert _equal(tiny.sample(case, model=measured, steps=STEPS), base)
+    summary = last_run(measured, "freeaccel_temporal_prune")
+    assert summary["source"] == "measured" and summary["decision_step"] == 1
+    heads = summary["heads"]
+    assert heads > 0 and summary["counts"]["dense"] == heads
+
+    table = table_class.load(path)
+    assert sum(len(patterns) for patterns in table.blocks.values()) == heads
+    for block, patterns in list(table.blocks.items()):
+        table.record(block, ["frame"] * len(patterns))
+    table.save(path)
+    loaded = _adaptive(comfy_rt, case.patcher, path, 1.0)
+    out = tiny.sample(case, model=loaded, steps=STEPS)
+    summary = last_run(loaded, "freeaccel_temporal_prune")
+    assert summary["source"] == "file" and summary["mismatch"] is None
+    assert summary["counts"]["frame"] == heads
+    assert all(torch.isfinite(t).all() for t in _tensors(out)) and not _equal(out, base)
