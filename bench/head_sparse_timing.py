@@ -26,6 +26,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench.real_shapes import mix_patterns
+
 HEADS, HEAD_DIM = 12, 128
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 DEFAULT_MIXES = ("dense:1,window:4,frame:4,temporal:3;window:5,frame:4,temporal:3;"
@@ -66,8 +68,7 @@ def parse_mix(text):
         counts.append((pattern, int(count)))
     if sum(count for _, count in counts) != HEADS:
         raise argparse.ArgumentTypeError(f"mix {text!r} does not give {HEADS} heads")
-    ranked = sorted((i, order, pattern) for order, (pattern, count) in enumerate(counts) for i in range(count))
-    return tuple(pattern for _, _, pattern in ranked)
+    return mix_patterns([item for pair in counts for item in pair], HEADS)
 
 
 def _seconds(fn):

@@ -74,10 +74,11 @@ ADACACHE_STEPS = 6
 ADACACHE_CODEBOOK = "1000:3"  # every distance reuses the stack for 3 steps: steps 1-2 computed, 3-4 reused, 5-6 forced
 MOTION_AMF_BLOCK = 1
 SDPA_VARIANT = "AttentionBackend sdpa"  # the unpatched model on torch SDPA: the kernel reference of every case
-# TemporalAttnPrune adaptive: head-pattern mixes (pattern: heads of 12, WAN 1.3B's count), spread over the heads as
-# bench.head_sparse_timing spreads them. Assumed, not chosen: random weights attend almost uniformly, so a real
-# decision on them keeps every head dense. The first is the kernel bench's mixed case, the second one local window
-# for every head (Local Window Attention's work, chosen per head).
+# TemporalAttnPrune adaptive: head-pattern mixes (pattern: heads of 12, WAN 1.3B's count), spread over the heads by
+# mix_patterns as a model's choice would scatter them (bench.head_sparse_timing spreads its mixes the same way).
+# Assumed, not chosen: random weights attend almost uniformly, so a real decision on them keeps every head dense.
+# The first is the kernel bench's mixed case, the second one local window for every head (Local Window Attention's
+# work, chosen per head).
 HEAD_MIXES = (("dense", 1, "frame", 4, "window", 4, "temporal", 3), ("window", 12))
 FEW_STEPS = 4  # the few-step run of the adaptive rows (a step-distilled model's schedule, cfg 1)
 
