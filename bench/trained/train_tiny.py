@@ -2,6 +2,7 @@
 
     python -m bench.trained.train_tiny [--family wan21] [--steps N | --minutes M] [--out DIR] [--seed 0] [--threads N]
         [--sigma-sampling uniform|schedule]
+    python -m bench.trained.train_tiny --judge heads    # the judge with heads (below)
 
 The model is the one ``tiny_models.save_unet_file("wan21", ...)`` writes (``tiny_models.WAN21_FILE_CONFIG``: ComfyUI's
 own WanModel inside model_base.WAN21, 2 heads x 128, 4 blocks, 4096-wide text input), built fresh (ComfyUI may load
@@ -14,6 +15,14 @@ clean latent noised with ``model_sampling.noise_scaling``, and the prediction ta
 implied velocity ``(x_sigma - denoised) / sigma`` against ``noise - clean``. Data are fresh ``bench.trained.procedural``
 batches every step, each clip conditioned on its class prompt (or, with probability ``uncond_prob``, the
 unconditional embedding, so classifier-free guidance works).
+
+The judge with heads (``--judge heads``, ``HeadsTrainConfig``): a second tiny WAN 2.1 of ComfyUI's own WanModel with
+``HEADS_MODEL_CONFIG`` (dim 128 = 4 heads x 32, ffn 512, 4 blocks), trained the same way on procedural clips of 9 x 24
+x 24 latents (9 x 12 x 12 tokens with the 2 x 2 patch, so a local window, a frame and a temporal line differ), so
+per-head techniques can be judged (``python -m bench.head_patterns_quality``). UNETLoader's detection derives
+heads = dim // 128, so this file does not round-trip through it: ``load_heads_judge`` builds the model from the config
+(``tiny_models.make_patcher``) and loads the saved state dict into it. Its file is
+``freeaccel_trained_wan21_heads_<hash>``; the first judge's config, hash and file are unchanged.
 
 Deterministic: the same config (seed included) and thread count give bit-identical weights. ``--minutes`` is turned
 into a step count by timing a few steps first; the step count actually trained is stored in the file's metadata and
@@ -43,6 +52,13 @@ FAMILIES = ("wan21",)  # Flux: UNETLoader's detection pins it to 24 heads x 128,
 DEFAULT_OUT = os.path.join(BENCH_RUNTIME, "models", "diffusion_models")
 DEFAULT_STEPS = 3000  # the bench's trained model: 3000 steps take about 18 minutes on 2 CPU cores
 CALIBRATION_STEPS = 3  # timed steps (after one untimed) used to turn --minutes into a step count
+# the judge with heads: 4 heads x 32 (WAN's RoPE splits head dim 32 as 12 / 10 / 10), 4 blocks, same text width
+HEADS_MODEL_CONFIG = dict(image_model="wan2.1", model_type="t2v", patch_size=(1, 2, 2), text_len=512, in_dim=16,
+                          dim=128, ffn_dim=512, freq_dim=256, text_dim=4096, out_dim=16, num_heads=4, num_layers=4,
+                          window_size=(-1, -1), qk_norm=True, cross_attn_norm=True, eps=1e-6)
+HEADS_LATENT = (9, 24, 24)  # frames, height, width of its clips: 9 x 12 x 12 tokens
+HEADS_DEFAULT_STEPS = 600  # its training steps: 24 minutes on 2 CPU cores (2.4 s per step at batch 4)
+JUDGES = ("file", "heads")  # --judge: the UNETLoader file model (the bench's first judge) or the judge with heads
 EVAL_CLIPS_PER_CLASS = 2
 SAMPLES_PER_CLASS = 4  # generated clips per motion class in the command line's class-resemblance check
 
@@ -74,6 +90,15 @@ class TrainConfig:
             raise ValueError("give exactly one of steps and minutes")
 
 
+@dataclass(frozen=True)
+class HeadsTrainConfig(TrainConfig):
+    """The judge with heads: TrainConfig's fields (the same training), its own latent size; the model is
+    HEADS_MODEL_CONFIG (``model_config``)."""
+    frames: int = HEADS_LATENT[0]
+    height: int = HEADS_LATENT[1]
+    width: int = HEADS_LATENT[2]
+
+
 @dataclass
 class TrainResult:
     path: str  # the safetensors file
@@ -84,24 +109,38 @@ class TrainResult:
     cached: bool
 
 
-def config_hash(config):
-    """Hash of everything that decides the weights: the requested config, the model config, the trainer version."""
+def is_heads(config):
+    return isinstance(config, HeadsTrainConfig)
+
+
+def model_config(config):
+    """The WanModel config ``config`` trains: HEADS_MODEL_CONFIG for the judge with heads, else the UNETLoader file's
+    ``tiny_models.WAN21_FILE_CONFIG``."""
+    if is_heads(config):
+        return HEADS_MODEL_CONFIG
     from devtools.harness.tiny_models import WAN21_FILE_CONFIG
-    blob = json.dumps({"config": dataclasses.asdict(config), "model": WAN21_FILE_CONFIG, "version": TRAINER_VERSION},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return WAN21_FILE_CONFIG
+
+
+def config_hash(config):
+    """Hash of everything that decides the weights: the requested config, the model config, the trainer version
+    (the judge with heads also names itself, so no config of the first judge can collide with it)."""
+    blob = {"config": dataclasses.asdict(config), "model": model_config(config), "version": TRAINER_VERSION}
+    if is_heads(config):
+        blob["judge"] = "heads"
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def file_stem(config):
-    return f"freeaccel_trained_{config.family}_{config_hash(config)}"
+    return f"freeaccel_trained_{config.family}_{'heads_' if is_heads(config) else ''}{config_hash(config)}"
 
 
-def build_model(seed):
-    """A fresh, trainable WAN21 BaseModel (fp32, CPU) with the tiny file config and seeded initial weights, its
-    gated residuals and output starting at zero (see zero_init_modulation)."""
+def build_model(seed, unet_config=None):
+    """A fresh, trainable WAN21 BaseModel (fp32, CPU) with ``unet_config`` (default: the tiny file config) and seeded
+    initial weights, its gated residuals and output starting at zero (see zero_init_modulation)."""
     import comfy.supported_models
     from devtools.harness.tiny_models import WAN21_FILE_CONFIG, make_patcher
-    model = make_patcher(comfy.supported_models.WAN21_T2V, WAN21_FILE_CONFIG, seed).model
+    model = make_patcher(comfy.supported_models.WAN21_T2V, unet_config or WAN21_FILE_CONFIG, seed).model
     zero_init_modulation(model.diffusion_model)
     model.diffusion_model.requires_grad_(True)  # some ComfyUI ops create their parameters frozen
     return model
@@ -137,7 +176,7 @@ def train(config, *, progress=True):
     """Train from scratch; returns (model, losses, eval_before, eval_after). Steps must be fixed in ``config``."""
     if config.steps is None:
         raise ValueError("train() needs config.steps; trained_model_file() turns minutes into steps")
-    model = build_model(config.seed)
+    model = build_model(config.seed, model_config(config))
     params = list(model.diffusion_model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(config, step))
@@ -186,9 +225,28 @@ def load_bench_model(base_dir, steps=DEFAULT_STEPS):
     return result, nodes.UNETLoader().load_unet(os.path.basename(result.path), "default")[0]
 
 
+def heads_patcher(path):
+    """A ModelPatcher of the judge with heads holding the weights saved at ``path``: the model built from
+    HEADS_MODEL_CONFIG as tiny_models builds its cases (UNETLoader would detect 1 head), the state dict loaded
+    strictly (every key, no extra one)."""
+    import comfy.supported_models
+    import comfy.utils
+    from devtools.harness.tiny_models import make_patcher
+    patcher = make_patcher(comfy.supported_models.WAN21_T2V, HEADS_MODEL_CONFIG, 0)
+    patcher.model.diffusion_model.load_state_dict(comfy.utils.load_torch_file(path), strict=True)
+    return patcher
+
+
+def load_heads_judge(out_dir=DEFAULT_OUT, steps=HEADS_DEFAULT_STEPS, *, progress=True, **changes):
+    """The judge with heads (HeadsTrainConfig with ``steps`` and ``changes``) from ``out_dir``, trained there first
+    if missing: (TrainResult, ModelPatcher). ComfyUI must be booted."""
+    result = trained_model_file(HeadsTrainConfig(steps=steps, **changes), out_dir, progress=progress)
+    return result, heads_patcher(result.path)
+
+
 def calibrate_steps(config):
     """How many steps fit in ``config.minutes`` on this machine, timed on a throwaway model."""
-    model = build_model(config.seed)
+    model = build_model(config.seed, model_config(config))
     params = list(model.diffusion_model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     start = None
@@ -384,6 +442,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.trained.train_tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--family", default="wan21", choices=FAMILIES)
+    parser.add_argument("--judge", default="file", choices=JUDGES,
+                        help="file: the UNETLoader file model (the bench's judge); heads: the judge with heads "
+                             f"(4 heads x 32, {HEADS_LATENT[0]} x {HEADS_LATENT[1]} x {HEADS_LATENT[2]} latents, "
+                             f"default {HEADS_DEFAULT_STEPS} steps)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="training time budget, turned into a step count")
     budget.add_argument("--steps", type=int, help=f"exact number of steps (default {DEFAULT_STEPS}, the bench's)")
@@ -397,9 +459,12 @@ def main(argv=None):
     parser.add_argument("--comfyui", help="ComfyUI checkout (default: $COMFYUI_PATH, else ../.. of this pack)")
     parser.add_argument("--no-samples", action="store_true", help="skip the sample grid")
     args = parser.parse_args(argv)
-    steps = DEFAULT_STEPS if args.steps is None and args.minutes is None else args.steps
-    config = TrainConfig(family=args.family, seed=args.seed, steps=steps, minutes=args.minutes, batch=args.batch,
-                         lr=args.lr, sigma_sampling=args.sigma_sampling)
+    heads = args.judge == "heads"
+    default_steps = HEADS_DEFAULT_STEPS if heads else DEFAULT_STEPS
+    steps = default_steps if args.steps is None and args.minutes is None else args.steps
+    config = (HeadsTrainConfig if heads else TrainConfig)(
+        family=args.family, seed=args.seed, steps=steps, minutes=args.minutes, batch=args.batch, lr=args.lr,
+        sigma_sampling=args.sigma_sampling)
 
     from devtools.harness.comfy_env import boot, find_comfyui
     comfy_path = find_comfyui(args.comfyui)
@@ -415,15 +480,23 @@ def main(argv=None):
           f"held-out loss {result.eval_before:.4f} -> {result.eval_after:.4f}, "
           f"{time.perf_counter() - started:.0f} s")
 
-    import comfy.sd
-    patcher = comfy.sd.load_diffusion_model(result.path)
-    print(f"UNETLoader path: loads as {type(patcher.model).__name__} / {type(patcher.model.model_config).__name__}")
+    if heads:
+        patcher = heads_patcher(result.path)
+        wan = patcher.model.diffusion_model
+        print(f"built from HEADS_MODEL_CONFIG: {len(wan.blocks)} blocks x {wan.num_heads} heads x "
+              f"{wan.dim // wan.num_heads}, weights loaded from the file")
+    else:
+        import comfy.sd
+        patcher = comfy.sd.load_diffusion_model(result.path)
+        print(f"UNETLoader path: loads as {type(patcher.model).__name__} / "
+              f"{type(patcher.model.model_config).__name__}")
     if not args.no_samples:
         stem = os.path.splitext(result.path)[0]
+        shape = dict(frames=config.frames, height=config.height, width=config.width)
         rows = []
         for motion in procedural.MOTION_CLASSES:
-            generated = [sample_class(patcher, motion, seed=s) for s in range(SAMPLES_PER_CLASS)]
-            data = [procedural.make_clip(motion, 10_000 + s) for s in range(SAMPLES_PER_CLASS)]
+            generated = [sample_class(patcher, motion, seed=s, **shape) for s in range(SAMPLES_PER_CLASS)]
+            data = [procedural.make_clip(motion, 10_000 + s, **shape) for s in range(SAMPLES_PER_CLASS)]
             rows += [(f"data {motion}", data[0]), (f"gen {motion}", generated[0])]
             print(f"{motion:>9}: mean frame difference over {SAMPLES_PER_CLASS} clips: data {_mean_motion(data):.3f}, "
                   f"generated {_mean_motion(generated):.3f}")
