@@ -140,8 +140,8 @@ def wan21_shape(frames, height=60, width=104, blocks=2, dim=1536, ffn_dim=8960, 
     """WAN 2.1 T2V at 1.3B width (num_heads = dim / 128, as ComfyUI's detection derives it)."""
     from devtools.harness.tiny_models import WAN21_FILE_CONFIG  # the complete WAN 2.1 T2V layout, small
     config = dict(WAN21_FILE_CONFIG, dim=dim, ffn_dim=ffn_dim, num_heads=dim // HEAD_DIM, num_layers=blocks)
-    name = f"wan21 {frames}x{height // 2}x{width // 2}" + ("" if blocks == 2 else f", {blocks} block(s)")
-    return Shape("wan21", name, config, (1, 16, frames, height, width), text_tokens)
+    return Shape("wan21", f"wan21 {frames}x{height // 2}x{width // 2}", config, (1, 16, frames, height, width),
+                 text_tokens)
 
 
 def sd15_shape(height=64, width=64, **config_changes):
